@@ -90,3 +90,12 @@ METRIC_BATCH_ITEMS_UNIT: Final = "{item}"
 
 #: Prefix of every environment variable this library reads.
 ENV_PREFIX: Final = "PRODUCTAPI_OTEL_"
+
+# --- Retry helper ---------------------------------------------------------------
+
+#: Counter of retries sent (attempts after the first); attributes below.
+METRIC_CLIENT_RETRIES: Final = "productapi.client.retries"
+METRIC_CLIENT_RETRIES_UNIT: Final = "{retry}"
+#: Counter of retries the budget refused (the outcome was returned instead).
+METRIC_RETRY_BUDGET_REFUSALS: Final = "productapi.client.retry_budget.refusals"
+METRIC_RETRY_BUDGET_REFUSALS_UNIT: Final = "{retry}"
