@@ -1,0 +1,395 @@
+"""The hooks that put the status table on every Product API span and metric.
+
+One short function per phase of a call:
+
+    Session.send (RequestsInstrumentor: CLIENT span starts)
+    ├── request hook ....... host match; url.template, span name, redacted URL,
+    │                        resend count; per-call state on the PreparedRequest
+    ├── HTTPAdapter.send ... (span current) on an exception: transport_error,
+    │                        counted once
+    └── response hook ...... only when a Response exists: class, rate limits,
+                             request id, message, batch outcome; counted once
+
+Every hook catches its own exceptions: telemetry must never break a call.
+Nothing here logs a URL, header or body.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+from urllib.parse import urlsplit
+
+import requests
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import Span, get_current_span
+from requests.adapters import HTTPAdapter
+
+from otel_productapi import _names as n
+from otel_productapi._body import BatchExtractor, error_message, parse_json
+from otel_productapi._context import RESEND_COUNT
+from otel_productapi._headers import parse_ratelimit, request_id
+from otel_productapi._metrics import ProductApiMetrics
+from otel_productapi._settings import ProductApiSettings, load_settings
+from otel_productapi._status_table import (
+    Classification,
+    classify_status,
+    classify_transport_failure,
+)
+from otel_productapi._transport import transport_failure_of
+from otel_productapi._urls import redact_url
+
+__all__ = ["ProductApiHooks", "make_hooks"]
+
+_LOG = logging.getLogger(__name__)
+
+RequestHook = Callable[[Span, requests.PreparedRequest], None]
+ResponseHook = Callable[[Span, requests.PreparedRequest, requests.Response], None]
+
+# Methods kept as they are; any other becomes "_OTHER" (semconv), so a caller
+# cannot blow up metric cardinality with made-up methods.
+_KNOWN_METHODS: Final = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
+)
+_BATCH_STATUSES: Final = frozenset({202, 422})
+_STATE_ATTR: Final = "_otel_productapi_call"
+_MAX_HOST_CACHE: Final = 1024
+
+#: Clock for rate-limit resets sent as epoch times; tests patch it.
+_now: Callable[[], float] = time.time
+
+
+@dataclass(slots=True)
+class _Call:
+    """What the request hook learnt, for the later phases of the same call."""
+
+    hooks: _Hooks
+    span: Span
+    method: str
+    template: str
+    server: str
+    #: Set once the call is counted: a call is counted exactly once.
+    done: bool = False
+
+
+# The call whose span is current; the adapter patch finds it here (redirects
+# send copies of the PreparedRequest, so the request attribute is not enough).
+_CURRENT: ContextVar[_Call | None] = ContextVar("otel_productapi_call", default=None)
+
+
+class ProductApiHooks(NamedTuple):
+    """The hooks to give ``RequestsInstrumentor().instrument``; unpacks as a pair."""
+
+    request_hook: RequestHook
+    response_hook: ResponseHook
+
+
+def make_hooks(
+    settings: ProductApiSettings | None = None,
+    *,
+    meter_provider: MeterProvider | None = None,
+) -> ProductApiHooks:
+    """Build our request and response hooks, to compose with other hooks.
+
+    ``instrument()`` uses this; call it yourself only to pass the hooks to a
+    ``RequestsInstrumentor().instrument(...)`` call you make (for example in a
+    distro), calling ours from yours. It also patches
+    ``HTTPAdapter.send`` (once) so that calls that get no response are tagged
+    and counted; ``uninstrument()`` removes that patch.
+
+    Args:
+        settings: Read once here; ``None`` loads them from the environment
+            (``SettingsError`` names a bad variable).
+        meter_provider: Where our metrics go; ``None`` means the global one.
+
+    Returns:
+        ``(request_hook, response_hook)``; neither ever raises.
+    """
+    resolved = settings if settings is not None else load_settings()
+    hooks = _Hooks(resolved, ProductApiMetrics(meter_provider))
+    install_adapter_patch()
+    return ProductApiHooks(hooks.request_hook, hooks.response_hook)
+
+
+class _Hooks:
+    """Settings read once, and the per-phase functions that use them."""
+
+    def __init__(self, settings: ProductApiSettings, metrics: ProductApiMetrics) -> None:
+        self._metrics = metrics
+        self._host_matcher = settings.host_matcher()
+        self._templater = settings.route_templater()
+        self._batch: BatchExtractor | None = settings.resolved_batch_extractor()
+        self._request_id_names = tuple(settings.request_id_headers)
+        self._request_id_max = settings.request_id_max_length
+        self._capture_message = settings.capture_message
+        self._message_max = settings.message_max_length
+        self._max_body = settings.max_body_bytes
+        self._reset_unit = settings.ratelimit_reset_unit
+        self._url_keys = _url_keys_from_env()
+        self._hosts: dict[str, bool] = {}
+
+    # --- request phase ------------------------------------------------------
+
+    def request_hook(self, span: Span, request: requests.PreparedRequest) -> None:
+        """Start a Product API call: template, span name, redacted URL, state."""
+        try:
+            self._on_request(span, request)
+        except Exception as exc:  # noqa: BLE001 - telemetry must never break the call
+            _log_failure("request", exc)
+
+    def _on_request(self, span: Span, request: requests.PreparedRequest) -> None:
+        url = request.url
+        if not url:
+            return
+        parts = urlsplit(url)
+        host = parts.hostname
+        if not host or not self._is_product_host(host):
+            return
+        method = _method(request.method)
+        template = self._templater.template(parts.path or "/")
+        call = _Call(self, span, method, template, host)
+        setattr(request, _STATE_ATTR, call)
+        _CURRENT.set(call)
+        if span.is_recording():
+            self._tag_request(span, url, method, template)
+
+    def _tag_request(self, span: Span, url: str, method: str, template: str) -> None:
+        span.set_attribute(n.ATTR_URL_TEMPLATE, template)
+        span.update_name(f"{'HTTP' if method == '_OTHER' else method} {template}")
+        redacted = redact_url(url)
+        for key in self._url_keys_of(span):
+            span.set_attribute(key, redacted)
+        resend = RESEND_COUNT.get()
+        if resend > 0:
+            span.set_attribute(n.ATTR_HTTP_RESEND_COUNT, resend)
+
+    def _is_product_host(self, host: str) -> bool:
+        known = self._hosts.get(host)
+        if known is None:
+            known = bool(self._host_matcher(host))
+            if len(self._hosts) < _MAX_HOST_CACHE:
+                self._hosts[host] = known
+        return known
+
+    def _url_keys_of(self, span: Span) -> tuple[str, ...]:
+        # Overwrite exactly the URL attributes the instrumentation set (which
+        # depends on OTEL_SEMCONV_STABILITY_OPT_IN); read them off the SDK span.
+        attrs = getattr(span, "attributes", None)
+        if isinstance(attrs, Mapping):
+            return tuple(k for k in (n.ATTR_URL_FULL, n.ATTR_HTTP_URL_OLD) if k in attrs)
+        return self._url_keys
+
+    # --- response phase -----------------------------------------------------
+
+    def response_hook(
+        self, span: Span, request: requests.PreparedRequest, response: requests.Response
+    ) -> None:
+        """Finish a call that got a response: count it, then tag the span."""
+        try:
+            call = getattr(request, _STATE_ATTR, None)
+            if call is None or call.done or call.hooks is not self:
+                return
+            call.done = True
+            status = response.status_code
+            classification = classify_status(status)
+            self._metrics.count_request(
+                call.method, call.template, call.server, status, classification
+            )
+            self._on_response(span, call, response, classification)
+        except Exception as exc:  # noqa: BLE001 - telemetry must never break the call
+            _log_failure("response", exc)
+
+    def _on_response(
+        self,
+        span: Span,
+        call: _Call,
+        response: requests.Response,
+        classification: Classification | None,
+    ) -> None:
+        recording = span.is_recording()
+        if recording and classification is not None:
+            span.set_attribute(n.ATTR_ERROR_CLASS, classification.error_class)
+            span.set_attribute(n.ATTR_ERROR_RETRYABLE, classification.retryable)
+        headers = response.headers
+        self._rate_limit(span, call, headers, recording)
+        body = self._loaded_body(response)
+        if response.status_code in _BATCH_STATUSES and body is not None:
+            self._batch_outcome(span, call, response.status_code, body, recording)
+        if not recording:
+            return
+        rid = request_id(headers, self._request_id_names, max_length=self._request_id_max)
+        if rid:
+            span.set_attribute(n.ATTR_REQUEST_ID, rid)
+        if classification is not None and self._capture_message and body is not None:
+            message = error_message(
+                body, content_type=headers.get("Content-Type"), max_length=self._message_max
+            )
+            if message:
+                span.set_attribute(n.ATTR_ERROR_MESSAGE, message)
+
+    def _rate_limit(
+        self, span: Span, call: _Call, headers: Mapping[str, str], recording: bool
+    ) -> None:
+        rate = parse_ratelimit(headers, now=_now(), reset_unit=self._reset_unit)
+        limit = _count(rate.limit)
+        remaining = _count(rate.remaining)
+        if limit is not None or remaining is not None:
+            self._metrics.record_ratelimit(call.template, call.server, limit, remaining)
+        if not recording:
+            return
+        if limit is not None:
+            span.set_attribute(n.ATTR_RATELIMIT_LIMIT, limit)
+        if remaining is not None:
+            span.set_attribute(n.ATTR_RATELIMIT_REMAINING, remaining)
+        reset = rate.reset_seconds
+        if isinstance(reset, int | float) and math.isfinite(reset):
+            span.set_attribute(n.ATTR_RATELIMIT_RESET, max(float(reset), 0.0))
+
+    def _loaded_body(self, response: requests.Response) -> bytes | None:
+        # Only a body requests already read (never a streamed one: reading it
+        # would delay the call and change what the caller reads), and only if
+        # it is small enough to look at.
+        if not getattr(response, "_content_consumed", False):
+            return None
+        content = getattr(response, "_content", None)
+        if not isinstance(content, bytes) or not content or len(content) > self._max_body:
+            return None
+        return content
+
+    def _batch_outcome(
+        self, span: Span, call: _Call, status: int, body: bytes, recording: bool
+    ) -> None:
+        if self._batch is None:
+            return
+        document = parse_json(body, self._max_body)
+        if document is None:
+            return
+        outcome = self._batch(document, status)
+        if outcome is None:
+            return
+        items = _count(outcome.items)
+        failed = _count(outcome.failed_items)
+        if items is None or failed is None or failed > items:
+            return
+        self._metrics.count_batch_items(call.template, call.server, items - failed, failed)
+        if recording:
+            span.set_attribute(n.ATTR_BATCH_ITEMS, items)
+            span.set_attribute(n.ATTR_BATCH_FAILED_ITEMS, failed)
+            span.set_attribute(n.ATTR_BATCH_OUTCOME, outcome.outcome)
+
+    # --- transport-error phase ----------------------------------------------
+
+    def transport_error(self, call: _Call, method: str | None, exc: BaseException) -> None:
+        """Finish a call that got no response: classify the exception, count once."""
+        try:
+            call.done = True
+            failure = transport_failure_of(exc)
+            classification = classify_transport_failure(failure, method or call.method)
+            self._metrics.count_request(
+                call.method, call.template, call.server, None, classification
+            )
+            if call.span.is_recording():
+                call.span.set_attribute(n.ATTR_ERROR_CLASS, classification.error_class)
+                call.span.set_attribute(n.ATTR_ERROR_RETRYABLE, classification.retryable)
+        except Exception as failure_exc:  # noqa: BLE001 - never mask the caller's error
+            _log_failure("transport error", failure_exc)
+
+
+# --- the HTTPAdapter.send patch ---------------------------------------------
+
+_PATCH_MARK: Final = "_otel_productapi_patched"
+_patch_lock = threading.Lock()
+
+
+def _on_adapter_error(request: requests.PreparedRequest, exc: BaseException) -> None:
+    call = _CURRENT.get()
+    # The span check keeps a stale call (one whose span ended without a
+    # response hook) from claiming another call's failure.
+    if call is None or call.done or call.span is not get_current_span():
+        return
+    call.hooks.transport_error(call, request.method, exc)
+
+
+def _wrap_send(original: Callable[..., requests.Response]) -> Callable[..., requests.Response]:
+    @functools.wraps(original)
+    def send(
+        self: HTTPAdapter, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        try:
+            return original(self, request, *args, **kwargs)
+        except Exception as exc:
+            _on_adapter_error(request, exc)
+            raise
+
+    setattr(send, _PATCH_MARK, True)
+    return send
+
+
+def install_adapter_patch() -> None:
+    """Wrap ``HTTPAdapter.send`` so calls that get no response are tagged (idempotent)."""
+    with _patch_lock:
+        current = HTTPAdapter.__dict__["send"]
+        if not getattr(current, _PATCH_MARK, False):
+            HTTPAdapter.send = _wrap_send(current)  # type: ignore[method-assign]
+
+
+def remove_adapter_patch() -> None:
+    """Undo ``install_adapter_patch`` if our wrapper is still the outermost one.
+
+    If someone wrapped ours since, theirs is left in place (removing ours would
+    drop theirs); our wrapper then stays as a harmless pass-through, since no
+    call state is created once the hooks are gone.
+    """
+    with _patch_lock:
+        current = HTTPAdapter.__dict__["send"]
+        if getattr(current, _PATCH_MARK, False):
+            HTTPAdapter.send = current.__wrapped__  # type: ignore[method-assign]
+
+
+# --- small helpers ----------------------------------------------------------
+
+
+def _method(method: str | None) -> str:
+    upper = (method or "").upper()
+    return upper if upper in _KNOWN_METHODS else "_OTHER"
+
+
+def _count(value: object) -> int | None:
+    """A valid non-negative count, or None (``bool`` is not a count)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def _url_keys_from_env() -> tuple[str, ...]:
+    """URL attributes the instrumentation sets, for spans that cannot tell us."""
+    opt_in = {
+        part.strip().lower()
+        for part in os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "").split(",")
+    }
+    if "http/dup" in opt_in:
+        return (n.ATTR_URL_FULL, n.ATTR_HTTP_URL_OLD)
+    if "http" in opt_in:
+        return (n.ATTR_URL_FULL,)
+    return (n.ATTR_HTTP_URL_OLD,)
+
+
+_logged: set[tuple[str, str]] = set()
+
+
+def _log_failure(phase: str, exc: BaseException) -> None:
+    # Once per (phase, exception type), and only the type: exception messages
+    # can carry URLs, headers or body text.
+    key = (phase, type(exc).__name__)
+    if key in _logged or len(_logged) > 64:
+        return
+    _logged.add(key)
+    _LOG.debug("otel_productapi %s hook failed (%s); telemetry skipped", phase, key[1])

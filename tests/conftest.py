@@ -1,0 +1,144 @@
+"""Shared fixtures: in-memory telemetry, clean global state, a local HTTP server.
+
+Use ``telemetry`` to instrument with in-memory exporters and read back what
+was emitted::
+
+    def test_something(telemetry: Telemetry, httpserver: HTTPServer) -> None:
+        telemetry.instrument(hosts=["127.0.0.1"])
+        requests.get(httpserver.url_for("/v1/things"))
+        assert telemetry.request_count(**{"http.response.status_code": 200}) == 1
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Sampler
+
+from otel_productapi import _names as n
+from otel_productapi import instrument, uninstrument
+from otel_productapi._settings import ProductApiSettings, load_settings
+
+
+@pytest.fixture(scope="session")
+def httpserver_listen_address() -> tuple[str, int]:
+    """Bind pytest-httpserver to 127.0.0.1 so that both ``127.0.0.1`` and ``localhost`` reach it."""
+    return ("127.0.0.1", 0)
+
+
+@pytest.fixture(autouse=True)
+def _clean_instrumentation(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts without PRODUCTAPI_OTEL_* variables and ends uninstrumented."""
+    for name in list(os.environ):
+        if name.startswith(n.ENV_PREFIX):
+            monkeypatch.delenv(name)
+    yield
+    uninstrument()
+
+
+Attrs = Mapping[str, Any]
+
+
+@dataclass
+class Telemetry:
+    """In-memory span exporter and metric reader, and ways to read them back.
+
+    Attributes:
+        exporter: Receives every finished span (``SimpleSpanProcessor``).
+        reader: Collects metrics on demand (cumulative).
+        tracer_provider: Give it to code under test, or use ``instrument``.
+        meter_provider: Likewise.
+    """
+
+    exporter: InMemorySpanExporter
+    reader: InMemoryMetricReader
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    settings: ProductApiSettings | None = field(default=None)
+
+    def instrument(
+        self, settings: ProductApiSettings | None = None, **overrides: Any
+    ) -> ProductApiSettings:
+        """``otel_productapi.instrument`` with these providers.
+
+        Pass ``settings``, or settings fields as keywords (``hosts=["127.0.0.1"]``),
+        which go through ``load_settings`` (environment, then overrides).
+        """
+        resolved = settings if settings is not None else load_settings(**overrides)
+        instrument(
+            resolved, tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
+        )
+        self.settings = resolved
+        return resolved
+
+    def spans(self) -> list[ReadableSpan]:
+        """Finished spans, oldest first."""
+        return list(self.exporter.get_finished_spans())
+
+    def span(self) -> ReadableSpan:
+        """The one finished span (fails if there is not exactly one)."""
+        spans = self.spans()
+        assert len(spans) == 1, [s.name for s in spans]
+        return spans[0]
+
+    def points(self, metric: str) -> list[NumberDataPoint]:
+        """Current data points of a counter or gauge (collects now)."""
+        data = self.reader.get_metrics_data()
+        found: list[NumberDataPoint] = []
+        if data is None:
+            return found
+        for resource_metrics in data.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for m in scope_metrics.metrics:
+                    if m.name == metric:
+                        found.extend(
+                            p for p in m.data.data_points if isinstance(p, NumberDataPoint)
+                        )
+        return found
+
+    def series(self, metric: str) -> list[tuple[dict[str, Any], float]]:
+        """``(attributes, value)`` of every series of ``metric``."""
+        return [(dict(p.attributes or {}), p.value) for p in self.points(metric)]
+
+    def value(self, metric: str, **attrs: Any) -> float:
+        """Sum of the series of ``metric`` whose attributes include ``attrs``.
+
+        Attribute keys contain dots, so pass them as ``**{"url.template": ...}``.
+        """
+        return sum(v for a, v in self.series(metric) if _includes(a, attrs))
+
+    def request_count(self, **attrs: Any) -> float:
+        """``value(productapi.client.requests, **attrs)``."""
+        return self.value(n.METRIC_CLIENT_REQUESTS, **attrs)
+
+
+def _includes(attributes: Attrs, wanted: Attrs) -> bool:
+    return all(k in attributes and attributes[k] == v for k, v in wanted.items())
+
+
+def make_telemetry(sampler: Sampler | None = None) -> Telemetry:
+    """A fresh ``Telemetry`` (the fixture's factory; pass a sampler to test sampling)."""
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider(sampler=sampler) if sampler is not None else TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    return Telemetry(exporter, reader, tracer_provider, meter_provider)
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    """In-memory traces and metrics; call ``telemetry.instrument(...)`` to start."""
+    t = make_telemetry()
+    yield t
+    t.tracer_provider.shutdown()
+    t.meter_provider.shutdown()
