@@ -32,7 +32,7 @@ import os
 from collections.abc import Callable
 from typing import Any, Final
 
-__all__ = ["pre_instrument"]
+__all__ = ["hooks_composed", "pre_instrument"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -44,6 +44,10 @@ _HOOK_MARK: Final = "_otel_productapi_hook"
 _OFF_NAMES: Final = frozenset({"*", "requests", "productapi"})
 
 Hook = Callable[..., None]
+
+# Whether the last RequestsInstrumentor._instrument call through our wrapper
+# ended up carrying our hooks (read by the programmatic instrument()).
+_composed = False
 
 
 def pre_instrument(**kwargs: Any) -> None:
@@ -62,6 +66,11 @@ def pre_instrument(**kwargs: Any) -> None:
         _wrap_requests_instrumentor()
     except Exception:  # noqa: BLE001 - an exception here would stop all auto-instrumentation
         _LOG.warning("otel_productapi: zero-code set-up failed; spans stay untagged", exc_info=True)
+
+
+def hooks_composed() -> bool:
+    """True when ``requests`` was last instrumented, through our wrapper, with our hooks."""
+    return _composed
 
 
 def _disabled() -> bool:
@@ -103,17 +112,22 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _with_our_hooks(kwargs: dict[str, Any]) -> dict[str, Any]:
     """``kwargs`` with our hooks first in each hook slot; unchanged on any failure."""
+    global _composed  # noqa: PLW0603 - one process-wide fact, like the patch itself
+    _composed = False
     try:
         if _is_ours(kwargs.get("request_hook")) or _is_ours(kwargs.get("response_hook")):
+            _composed = True
             return kwargs  # the programmatic instrument() already passed ours
         from otel_productapi._hooks import make_hooks  # noqa: PLC0415 - heavy, and may fail
 
         ours = make_hooks(meter_provider=kwargs.get("meter_provider"))
-        return {
+        composed = {
             **kwargs,
             "request_hook": _compose(ours.request_hook, kwargs.get("request_hook")),
             "response_hook": _compose(ours.response_hook, kwargs.get("response_hook")),
         }
+        _composed = True
+        return composed
     except Exception:  # noqa: BLE001 - a bad setting must not cost the user their spans
         _LOG.warning(
             "otel_productapi: could not build the Product API hooks; "

@@ -1,0 +1,307 @@
+"""The zero-code path: ``opentelemetry-instrument`` applies our hooks via the entry point."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from apps._run import app_spans
+from opentelemetry.instrumentation.requests import RequestsInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Span
+
+from otel_productapi import _auto
+from otel_productapi import _names as n
+from otel_productapi._hooks import make_hooks, remove_adapter_patch
+from otel_productapi.testing import ROUTE_TEMPLATES, FakeProductApi
+
+USER = "/v1/projects/p1/users/u1"
+BATCH = "/v1/projects/p1/events:batch"
+TEMPLATES = {"PRODUCTAPI_OTEL_ROUTE_TEMPLATES": ",".join(ROUTE_TEMPLATES)}
+
+
+def _is_wrapped() -> bool:
+    return hasattr(RequestsInstrumentor.__dict__["_instrument"], _auto._WRAPPED_MARK)
+
+
+@pytest.fixture(autouse=True)
+def _restore_requests_instrumentor() -> Iterator[None]:
+    """Every test ends with requests uninstrumented and our wrapper removed."""
+    yield
+    instrumentor = RequestsInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
+    _auto._unwrap_requests_instrumentor()
+    remove_adapter_patch()
+
+
+# --- in process: the wrapper itself --------------------------------------------------
+
+
+def test_pre_instrument_wraps_without_instrumenting() -> None:
+    """pre_instrument wraps RequestsInstrumentor._instrument but does not instrument requests."""
+    _auto.pre_instrument()
+    assert _is_wrapped()
+    assert not RequestsInstrumentor().is_instrumented_by_opentelemetry
+
+
+def test_pre_instrument_twice_wraps_once() -> None:
+    """A second call finds the wrapper and leaves it; one unwrap restores the original."""
+    original = RequestsInstrumentor.__dict__["_instrument"]
+    _auto.pre_instrument()
+    _auto.pre_instrument()
+    assert getattr(RequestsInstrumentor.__dict__["_instrument"], _auto._WRAPPED_MARK) is original
+    _auto._unwrap_requests_instrumentor()
+    assert RequestsInstrumentor.__dict__["_instrument"] is original
+
+
+@pytest.mark.parametrize(
+    "disabled",
+    ["requests", "flask, requests", "*", "productapi"],
+    ids=["requests", "in-a-list", "wildcard", "productapi"],
+)
+def test_disabled_instrumentations_turn_us_off(
+    monkeypatch: pytest.MonkeyPatch, disabled: str
+) -> None:
+    """OTEL_PYTHON_DISABLED_INSTRUMENTATIONS naming requests, productapi or * means no wrapper."""
+    monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", disabled)
+    _auto.pre_instrument()
+    assert not _is_wrapped()
+
+
+def test_pre_instrument_never_raises(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any failure is logged, never raised: it would stop every auto-instrumentation."""
+
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_auto, "_wrap_requests_instrumentor", boom)
+    with caplog.at_level(logging.WARNING, logger="otel_productapi._auto"):
+        _auto.pre_instrument(unexpected="argument")
+    assert "zero-code set-up failed" in caplog.text
+
+
+def test_hooks_that_fail_to_build_leave_the_call_alone(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """If our hooks cannot be built (e.g. a bad setting), the distro's kwargs pass unchanged."""
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise ValueError("PRODUCTAPI_OTEL_SOMETHING is invalid")
+
+    monkeypatch.setattr("otel_productapi._hooks.make_hooks", broken)
+    theirs = {"request_hook": print, "excluded_urls": "health"}
+    with caplog.at_level(logging.WARNING, logger="otel_productapi._auto"):
+        assert _auto._with_our_hooks(theirs) is theirs
+    assert "could not build" in caplog.text
+    assert not _auto.hooks_composed()
+
+
+def test_our_hooks_are_never_added_twice() -> None:
+    """kwargs that already carry our hooks (the programmatic instrument()) pass unchanged."""
+    ours = make_hooks()
+    kwargs = {"request_hook": ours.request_hook, "response_hook": ours.response_hook}
+    assert _auto._with_our_hooks(kwargs) is kwargs
+    composed = _auto._with_our_hooks({"request_hook": print})
+    assert _auto._with_our_hooks(composed) is composed
+
+
+def test_their_hooks_run_after_ours(fake_product_api: FakeProductApi) -> None:
+    """A distro's or user's hooks still run, after ours, and see our attributes."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    seen: dict[str, Any] = {}
+
+    def their_request_hook(span: Span, _request: requests.PreparedRequest) -> None:
+        seen["template"] = span.attributes.get(n.ATTR_URL_TEMPLATE)  # type: ignore[attr-defined]
+        span.set_attribute("vendor.request_hook", True)
+
+    def their_response_hook(
+        span: Span, _request: requests.PreparedRequest, _response: requests.Response
+    ) -> None:
+        seen["class"] = span.attributes.get(n.ATTR_ERROR_CLASS)  # type: ignore[attr-defined]
+        span.set_attribute("vendor.response_hook", True)
+
+    _auto.pre_instrument()
+    RequestsInstrumentor().instrument(
+        tracer_provider=provider,
+        request_hook=their_request_hook,
+        response_hook=their_response_hook,
+    )
+    fake_product_api.set_scenario("rate_limit_storm")
+    requests.get(fake_product_api.url + USER, timeout=5)
+    (span,) = exporter.get_finished_spans()
+    attributes = dict(span.attributes or {})
+    assert attributes["vendor.request_hook"] is True
+    assert attributes["vendor.response_hook"] is True
+    assert attributes[n.ATTR_ERROR_CLASS] == n.CLASS_RATE_LIMITED
+    assert seen == {"template": attributes[n.ATTR_URL_TEMPLATE], "class": n.CLASS_RATE_LIMITED}
+    assert _auto.hooks_composed()
+
+
+# --- out of process: opentelemetry-instrument, as users run it -----------------------
+
+
+def _client_spans(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [s for s in spans if s["kind"] == "CLIENT"]
+
+
+def _status(attributes: dict[str, Any]) -> int:
+    # The old semconv (the default) says http.status_code; the stable one, ours.
+    status: int = attributes.get(n.ATTR_HTTP_RESPONSE_STATUS_CODE) or attributes["http.status_code"]
+    return status
+
+
+def _by_status(spans: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    return {_status(s["attributes"]): s["attributes"] for s in spans}
+
+
+def test_opentelemetry_instrument_alone_tags_spans(fake_product_api: FakeProductApi) -> None:
+    """Installed is enough: the distro's instrumentation carries our tags, one span per call."""
+    fake_product_api.script("GET", USER, [429, 503, 200])
+    fake_product_api.set_scenario("batch_partial")
+    spans, _ = app_spans(
+        fake_product_api.url, [f"GET {USER}", f"GET {USER}", f"GET {USER}", f"POST {BATCH}"]
+    )
+    client = _client_spans(spans)
+    assert len(client) == 4
+    by_status = _by_status(client)
+    limited = by_status[429]
+    assert limited[n.ATTR_ERROR_CLASS] == n.CLASS_RATE_LIMITED
+    assert limited[n.ATTR_ERROR_RETRYABLE] is True
+    assert limited[n.ATTR_RATELIMIT_REMAINING] == 0
+    assert limited[n.ATTR_REQUEST_ID].startswith("req_")
+    assert limited[n.ATTR_URL_TEMPLATE].startswith("/v1/projects/")
+    assert by_status[503][n.ATTR_ERROR_CLASS] == n.CLASS_SERVER_ERROR
+    assert n.ATTR_ERROR_CLASS not in by_status[200]
+    assert by_status[202][n.ATTR_BATCH_OUTCOME] == n.BATCH_PARTIAL
+
+
+def test_configured_templates_apply_under_opentelemetry_instrument(
+    fake_product_api: FakeProductApi,
+) -> None:
+    """PRODUCTAPI_OTEL_* settings are read by the zero-code path too."""
+    spans, _ = app_spans(fake_product_api.url, [f"GET {USER}"], TEMPLATES)
+    (span,) = _client_spans(spans)
+    assert span["attributes"][n.ATTR_URL_TEMPLATE] == "/v1/projects/{project}/users/{user_id}"
+    assert span["name"] == "GET /v1/projects/{project}/users/{user_id}"
+
+
+@pytest.mark.parametrize(
+    ("disabled", "expected_spans", "tagged"),
+    [("requests", 0, False), ("productapi", 1, False), ("urllib3", 1, True)],
+    ids=["requests-off", "only-us-off", "other-off"],
+)
+def test_disabled_instrumentations_are_respected(
+    fake_product_api: FakeProductApi, disabled: str, expected_spans: int, tagged: bool
+) -> None:
+    """Disabling requests means no span at all; disabling productapi, plain spans."""
+    fake_product_api.set_scenario("rate_limit_storm")
+    spans, _ = app_spans(
+        fake_product_api.url,
+        [f"GET {USER}"],
+        {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": disabled},
+    )
+    client = _client_spans(spans)
+    assert len(client) == expected_spans
+    assert all((n.ATTR_ERROR_CLASS in s["attributes"]) is tagged for s in client)
+
+
+def test_without_a_distro(fake_product_api: FakeProductApi) -> None:
+    """With no distro and no configurator (the app sets up its own SDK), spans are still tagged.
+
+    opentelemetry-distro is installed here; naming a distro and a configurator
+    that do not exist makes opentelemetry-instrument fall back to its
+    DefaultDistro and skip SDK configuration, exactly as without the package.
+    """
+    fake_product_api.set_scenario("rate_limit_storm")
+    spans, _ = app_spans(
+        fake_product_api.url,
+        [f"GET {USER}"],
+        {"OTEL_PYTHON_DISTRO": "absent", "OTEL_PYTHON_CONFIGURATOR": "absent"},
+    )
+    (span,) = _client_spans(spans)
+    assert span["attributes"][n.ATTR_ERROR_CLASS] == n.CLASS_RATE_LIMITED
+
+
+def _vendor_distro(directory: Path) -> dict[str, str]:
+    """A vendor distro, installed as a dist-info on PYTHONPATH, that passes its own hooks."""
+    (directory / "vendor_distro.py").write_text(
+        textwrap.dedent(
+            """
+            from opentelemetry.instrumentation.distro import BaseDistro
+
+            def _request_hook(span, request):
+                span.set_attribute("vendor.saw_template", span.attributes.get("url.template", ""))
+
+            def _response_hook(span, request, response):
+                span.set_attribute("vendor.saw_class", span.attributes.get(
+                    "productapi.error.class", ""))
+
+            class VendorDistro(BaseDistro):
+                def _configure(self, **kwargs):
+                    pass
+
+                def load_instrumentor(self, entry_point, **kwargs):
+                    if entry_point.name == "requests":
+                        kwargs.update(request_hook=_request_hook, response_hook=_response_hook)
+                    entry_point.load()().instrument(**kwargs)
+            """
+        )
+    )
+    info = directory / "vendor_distro-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vendor-distro\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[opentelemetry_distro]\nvendor = vendor_distro:VendorDistro\n"
+    )
+    return {"PYTHONPATH": str(directory), "OTEL_PYTHON_DISTRO": "vendor"}
+
+
+def test_a_vendor_distros_hooks_still_run(fake_product_api: FakeProductApi, tmp_path: Path) -> None:
+    """A distro that passes its own hooks keeps them, and they see our attributes."""
+    fake_product_api.set_scenario("rate_limit_storm")
+    spans, _ = app_spans(fake_product_api.url, [f"GET {USER}"], _vendor_distro(tmp_path))
+    (span,) = _client_spans(spans)
+    attributes = span["attributes"]
+    assert attributes[n.ATTR_ERROR_CLASS] == n.CLASS_RATE_LIMITED
+    assert attributes["vendor.saw_class"] == n.CLASS_RATE_LIMITED
+    assert attributes["vendor.saw_template"] == attributes[n.ATTR_URL_TEMPLATE]
+
+
+def test_programmatic_instrument_as_well_still_gives_one_span(
+    fake_product_api: FakeProductApi,
+) -> None:
+    """An app that also calls otel_productapi.instrument() gets one tagged span per request."""
+    fake_product_api.set_scenario("rate_limit_storm")
+    spans, _ = app_spans(
+        fake_product_api.url,
+        [f"GET {USER}", f"GET {USER}"],
+        {"APP_CALL_INSTRUMENT": "1", **TEMPLATES},
+    )
+    client = _client_spans(spans)
+    assert len(client) == 2
+    for span in client:
+        assert span["attributes"][n.ATTR_ERROR_CLASS] == n.CLASS_RATE_LIMITED
+    assert len(fake_product_api.requests) == 2
+
+
+def test_a_bad_setting_costs_the_tags_not_the_spans(fake_product_api: FakeProductApi) -> None:
+    """An invalid PRODUCTAPI_OTEL_* value: a warning names it, spans still flow, untagged."""
+    fake_product_api.set_scenario("rate_limit_storm")
+    spans, stderr = app_spans(
+        fake_product_api.url, [f"GET {USER}"], {"PRODUCTAPI_OTEL_MESSAGE_MAX_LENGTH": "lots"}
+    )
+    (span,) = _client_spans(spans)
+    assert n.ATTR_ERROR_CLASS not in span["attributes"]
+    assert "PRODUCTAPI_OTEL_MESSAGE_MAX_LENGTH" in stderr
