@@ -38,10 +38,11 @@ class RetryPolicy:
         "none":  delay = cap(n)
 
     With the defaults the caps are 1, 2, 4, 8 s (then 16, 32, 60, 60...).
-    A 429 that carries ``X-RateLimit-Reset`` or ``Retry-After`` waits for
-    what the header says instead (never less than ``base_delay``), because
-    the server knows when its window resets and guessing earlier only spends
-    another request.
+    A 429 that carries ``X-RateLimit-Reset`` or ``Retry-After`` (the later
+    of the two), or a 5xx that carries ``Retry-After``, waits for what the
+    server said instead, never less than ``base_delay``: the server knows
+    when its window resets (resets are rounded down to whole seconds), and
+    retrying earlier only spends another request and another budget token.
 
     Attributes:
         max_attempts: Attempts in total, the first included (default 5).
@@ -63,11 +64,12 @@ class RetryPolicy:
             wait that would end past the deadline is not slept: the current
             outcome is returned at once. It does not cut an attempt short;
             pass ``timeout=`` to ``requests`` for that.
-        max_ratelimit_wait: Longest wait, in seconds, honoured for a 429's
-            reset header (default 60.0). A 429 whose reset is further away is
-            returned at once rather than sleeping for an hour. ``None``
-            means no limit other than ``deadline``; 0 returns every 429
-            with a pending reset at once.
+        max_ratelimit_wait: Longest wait, in seconds, honoured when the
+            server names one: a 429's ``X-RateLimit-Reset`` or
+            ``Retry-After``, a 5xx's ``Retry-After`` (default 60.0). An
+            outcome asking for a longer wait is returned at once rather than
+            sleeping for an hour. ``None`` means no limit other than
+            ``deadline``; 0 returns every such outcome at once.
         budget_ratio: Tokens each call (first attempt) adds to the retry
             budget (default 0.1: retries may add about 10% to the request
             volume). 0 leaves only the burst allowance, never refilled.

@@ -16,5 +16,6 @@ from __future__ import annotations
 
 from otel_productapi._budget import RetryBudget
 from otel_productapi._retry_policy import Jitter, RetryPolicy
+from otel_productapi._retry_session import RetryingSession
 
-__all__ = ["Jitter", "RetryBudget", "RetryPolicy"]
+__all__ = ["Jitter", "RetryBudget", "RetryPolicy", "RetryingSession"]
