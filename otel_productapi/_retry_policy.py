@@ -38,8 +38,8 @@ class RetryPolicy:
         "none":  delay = cap(n)
 
     With the defaults the caps are 1, 2, 4, 8 s (then 16, 32, 60, 60...).
-    A 429 that carries ``X-RateLimit-Reset`` or ``Retry-After`` (the later
-    of the two), or a 5xx that carries ``Retry-After``, waits for what the
+    A 429 that carries ``X-RateLimit-Reset`` (or, failing that,
+    ``Retry-After``), or a 5xx that carries ``Retry-After``, waits for what the
     server said instead, never less than ``base_delay``: the server knows
     when its window resets (resets are rounded down to whole seconds), and
     retrying earlier only spends another request and another budget token.

@@ -6,7 +6,7 @@ One call, as the caller sees it::
         budget.deposit()
         attempt 0: RESEND_COUNT=0 -> Session.send (instrumented: CLIENT span)
         outcome retryable? attempts left? body rewindable?
-        wait = reset header (429) | Retry-After (5xx) | policy.backoff(n)
+        wait = X-RateLimit-Reset / Retry-After (429) | Retry-After (5xx) | backoff
         wait within max_ratelimit_wait and the deadline? budget token?
             no  -> return the response / raise the exception, unchanged
             yes -> close the response, count the retry, sleep(wait)
@@ -70,8 +70,8 @@ class RetryingSession(requests.Session):
     unread if it was streamed, or the same exception.
 
     A 429 waits for ``X-RateLimit-Reset`` (delta, epoch or epoch
-    milliseconds, as the settings say) or ``Retry-After``, whichever is
-    later, instead of the backoff; a 5xx with ``Retry-After`` waits for it.
+    milliseconds, as the settings say), or ``Retry-After`` when there is no
+    reset, instead of the backoff; a 5xx with ``Retry-After`` waits for it.
     When that wait is longer than ``policy.max_ratelimit_wait``, or any wait
     would end past ``policy.deadline``, the outcome is returned at once.
     Each retry spends a token of the session's ``RetryBudget``; when none is
@@ -250,14 +250,12 @@ class RetryingSession(requests.Session):
         """What the server asked us to wait, in seconds, if anything."""
         if response is None:
             return None
-        headers = response.headers
         now = self._wall_clock()
-        after = retry_after_seconds(headers, now=now)
-        if response.status_code != 429:
-            return after
-        reset = ratelimit_wait_seconds(headers, now=now, reset_unit=self._reset_unit)
-        waits = [w for w in (reset, after) if w is not None]
-        return max(waits) if waits else None
+        if response.status_code == 429:
+            # X-RateLimit-Reset first, then Retry-After: the reading the hooks
+            # record as productapi.ratelimit.reset, so the span shows the wait.
+            return ratelimit_wait_seconds(response.headers, now=now, reset_unit=self._reset_unit)
+        return retry_after_seconds(response.headers, now=now)
 
     def _attributes(
         self, request: requests.PreparedRequest, classification: Classification

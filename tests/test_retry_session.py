@@ -121,9 +121,15 @@ _RESET_IN_4_MS = str(int(EPOCH + 4) * 1000)
         ([2.0, 5.0], [{"X-RateLimit-Reset": _RESET_IN_2}, {"X-RateLimit-Reset": _RESET_IN_7}]),
         ([4.0, 1.5], [{"X-RateLimit-Reset": _RESET_IN_4_MS}, {"Retry-After": "1.5"}]),
         ([2.0, 3.0], [{"Retry-After": "2"}, {"Retry-After": "3"}]),
-        ([6.0, 2.0], [{"X-RateLimit-Reset": "2", "Retry-After": "6"}, {"X-RateLimit-Reset": "2"}]),
+        ([2.0, 1.0], [{"X-RateLimit-Reset": "2", "Retry-After": "6"}, {"X-RateLimit-Reset": "1"}]),
     ],
-    ids=["reset-delta", "reset-epoch", "reset-epoch-ms-then-retry-after", "retry-after", "later"],
+    ids=[
+        "reset-delta",
+        "reset-epoch",
+        "reset-epoch-ms-then-retry-after",
+        "retry-after",
+        "reset-wins",
+    ],
 )
 def test_429_429_200_ends_in_200_with_three_sibling_spans(
     rig: Rig, expected_sleeps: list[float], headers: list[dict[str, str]]
