@@ -78,7 +78,7 @@ class RateLimit:
 
 
 def _value(headers: Headers, name: str) -> str | None:
-    """The header's first list element, stripped; ``None`` if absent or implausible."""
+    """The header's value, stripped; ``None`` if absent or implausibly long."""
     try:
         raw = headers.get(name)
     except Exception:  # noqa: BLE001 - a broken headers object must not break the call
@@ -87,12 +87,20 @@ def _value(headers: Headers, name: str) -> str | None:
         raw = raw.decode("latin-1")
     if not isinstance(raw, str) or len(raw) > _MAX_VALUE_LENGTH:
         return None
-    # Some gateways send "100, 100;w=60" (the IETF draft's list form).
-    return raw.split(",", 1)[0].split(";", 1)[0].strip()
+    return raw.strip()
+
+
+def _number_text(headers: Headers, name: str) -> str | None:
+    """The first list element of a numeric header: some gateways send
+    ``100, 100;w=60`` (the IETF draft's list form)."""
+    value = _value(headers, name)
+    if value is None:
+        return None
+    return value.split(",", 1)[0].split(";", 1)[0].strip()
 
 
 def _int(headers: Headers, name: str) -> int | None:
-    value = _value(headers, name)
+    value = _number_text(headers, name)
     if value is None or not _INT_RE.fullmatch(value):
         return None
     return int(value)
@@ -105,7 +113,7 @@ def _clamp_wait(seconds: float) -> float:
 
 
 def _reset_seconds(headers: Headers, now: float, reset_unit: str) -> float | None:
-    value = _value(headers, _RESET)
+    value = _number_text(headers, _RESET)
     if value is None or not _NUMBER_RE.fullmatch(value):
         return None
     number = float(value)

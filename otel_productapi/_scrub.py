@@ -68,14 +68,14 @@ def _auth_placeholder(match: re.Match[str]) -> str:
 
 
 def _is_secret(run: str) -> bool:
-    """A 32+ character run is a secret if it is all hex, or mixes letters and
-    digits with a stretch of 20+ alphanumerics (random keys do; slugs such as
-    ``my-project-2024-launch-page`` and UUIDs do not)."""
+    """A 32+ character run is a secret if it has a digit and is all hex, or
+    mixes letters and digits with a stretch of 20+ alphanumerics (random keys
+    do; slugs such as ``my-project-2024-launch-page`` and UUIDs do not)."""
+    if not any(c.isdigit() for c in run):
+        return False
     if _HEXDIGITS.issuperset(run):
         return True
-    if not any(c.isdigit() for c in run) or not any(c.isalpha() for c in run):
-        return False
-    return _ALNUM_RUN_RE.search(run) is not None
+    return any(c.isalpha() for c in run) and _ALNUM_RUN_RE.search(run) is not None
 
 
 def _secret_placeholder(match: re.Match[str]) -> str:
