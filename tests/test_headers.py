@@ -1,0 +1,222 @@
+"""Rate-limit state, retry delays and request ids read from response headers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from email.utils import format_datetime
+
+import pytest
+from requests.structures import CaseInsensitiveDict
+
+from otel_productapi._headers import (
+    MAX_WAIT_SECONDS,
+    RateLimit,
+    parse_ratelimit,
+    ratelimit_wait_seconds,
+    request_id,
+    retry_after_seconds,
+)
+
+NOW = 1_700_000_000.0
+
+
+def headers(**values: str) -> CaseInsensitiveDict[str]:
+    """Headers as requests hands them to hooks; underscores become dashes."""
+    return CaseInsensitiveDict({k.replace("_", "-"): v for k, v in values.items()})
+
+
+def test_full_ratelimit_headers() -> None:
+    """Limit, remaining and a delta reset are read, case-insensitively."""
+    found = parse_ratelimit(
+        headers(x_ratelimit_limit="100", X_RateLimit_Remaining="7", x_ratelimit_reset="30"),
+        now=NOW,
+    )
+    assert RateLimit(limit=100, remaining=7, reset_seconds=30.0) == found
+
+
+def test_no_headers_means_nothing_known() -> None:
+    """A response without rate-limit headers has every field None."""
+    assert RateLimit(None, None, None) == parse_ratelimit(headers(), now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("expected", "value"),
+    [
+        (0, "0"),
+        (42, " 42 "),
+        (100, "100, 100;w=60"),
+        (None, "-1"),
+        (None, "12.5"),
+        (None, "1e3"),
+        (None, "NaN"),
+        (None, "inf"),
+        (None, "abc"),
+        (None, ""),
+        (None, "٣"),
+        (None, "9" * 19),
+        (999_999_999_999_999_999, "9" * 18),
+    ],
+    ids=[
+        "zero",
+        "spaces",
+        "draft-list",
+        "negative",
+        "fraction",
+        "exponent",
+        "nan",
+        "inf",
+        "word",
+        "empty",
+        "arabic-digit",
+        "too-big",
+        "largest",
+    ],
+)
+def test_limit_and_remaining_must_be_plain_counts(expected: int | None, value: str) -> None:
+    """Only non-negative decimal integers below 10**18 are counts."""
+    found = parse_ratelimit(headers(x_ratelimit_limit=value, x_ratelimit_remaining=value), now=NOW)
+    assert (expected, expected) == (found.limit, found.remaining)
+
+
+@pytest.mark.parametrize(
+    ("expected", "value", "unit"),
+    [
+        (30.0, "30", "auto"),
+        (0.5, "0.5", "auto"),
+        (60.0, str(int(NOW) + 60), "auto"),
+        (60.0, str(int(NOW * 1000) + 60_000), "auto"),
+        (0.0, str(int(NOW) - 60), "auto"),
+        (MAX_WAIT_SECONDS, "999999999", "auto"),
+        (MAX_WAIT_SECONDS, str(int(NOW) + 10 * 86_400), "auto"),
+        (30.0, "30", "delta_seconds"),
+        (0.0, "30", "epoch_seconds"),
+        (60.0, str(int(NOW) + 60), "epoch_seconds"),
+        (60.0, str(int(NOW * 1000) + 60_000), "epoch_milliseconds"),
+        (MAX_WAIT_SECONDS, str(int(NOW) + 60), "delta_seconds"),
+        (60.0, str(int(NOW) + 60), "no-such-unit"),
+    ],
+    ids=[
+        "delta",
+        "fractional-delta",
+        "epoch-seconds",
+        "epoch-ms",
+        "epoch-in-past",
+        "huge-delta-clamped",
+        "far-future-clamped",
+        "forced-delta",
+        "forced-epoch-small-is-past",
+        "forced-epoch",
+        "forced-epoch-ms",
+        "forced-delta-epoch-clamped",
+        "unknown-unit-is-auto",
+    ],
+)
+def test_reset_units(expected: float, value: str, unit: str) -> None:
+    """X-RateLimit-Reset is read as delta, epoch s or epoch ms, clamped to 0..1 day."""
+    assert expected == pytest.approx(
+        ratelimit_wait_seconds(headers(x_ratelimit_reset=value), now=NOW, reset_unit=unit)
+    )
+
+
+@pytest.mark.parametrize("value", ["-5", "NaN", "inf", "1e309", "abc", "", "1" * 70], ids=str)
+def test_invalid_reset_falls_back_to_retry_after(value: str) -> None:
+    """A reset that is not a non-negative number yields to Retry-After."""
+    found = ratelimit_wait_seconds(
+        headers(x_ratelimit_reset=value, retry_after="7"), now=NOW, reset_unit="auto"
+    )
+    assert found == 7.0
+
+
+def test_reset_wins_over_retry_after() -> None:
+    """The error page says to retry after X-RateLimit-Reset, so it is read first."""
+    found = parse_ratelimit(headers(x_ratelimit_reset="3", retry_after="99"), now=NOW)
+    assert found.reset_seconds == 3.0
+
+
+@pytest.mark.parametrize(
+    ("expected", "value"),
+    [
+        (120.0, "120"),
+        (0.0, "0"),
+        (90.0, format_datetime(datetime.fromtimestamp(NOW + 90, timezone.utc), usegmt=True)),
+        (
+            90.0,
+            format_datetime(datetime.fromtimestamp(NOW + 90, timezone.utc)).replace(
+                "+0000", "-0000"
+            ),
+        ),
+        (0.0, "Wed, 21 Oct 2015 07:28:00 GMT"),
+        (MAX_WAIT_SECONDS, "Fri, 31 Dec 9999 23:59:59 GMT"),
+        (MAX_WAIT_SECONDS, "99999999"),
+        (None, "-1"),
+        (None, "soon"),
+        (None, "Wed, 99 Foo 2015 07:28:00 GMT"),
+        (None, "1e309"),
+        (None, ""),
+    ],
+    ids=[
+        "seconds",
+        "zero",
+        "http-date",
+        "minus-zero-zone",
+        "date-in-past",
+        "year-9999",
+        "huge",
+        "negative",
+        "word",
+        "bad-date",
+        "overflow",
+        "empty",
+    ],
+)
+def test_retry_after(expected: float | None, value: str) -> None:
+    """Retry-After is delta seconds or an HTTP-date; anything else is None."""
+    assert expected == retry_after_seconds(headers(retry_after=value), now=NOW)
+
+
+def test_retry_after_absent() -> None:
+    """No Retry-After header means no advice."""
+    assert retry_after_seconds(headers(), now=NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("expected", "raw"),
+    [
+        ("abc-123", "abc-123"),
+        ("abc-123", "  abc-123\t"),
+        ("abc123", "abc\x00\n123"),
+        ("abc", "abcé"),
+        ("0123456789", "0123456789ABCDEF"),
+        (None, "   "),
+        (None, "\x01\x02"),
+    ],
+    ids=["plain", "stripped", "controls", "non-ascii", "truncated", "blank", "only-controls"],
+)
+def test_request_id_is_cleaned(expected: str | None, raw: str) -> None:
+    """Request ids keep printable ASCII only, stripped and cut to max_length."""
+    assert expected == request_id(headers(x_request_id=raw), ["X-Request-Id"], max_length=10)
+
+
+def test_request_id_first_usable_name_wins() -> None:
+    """Names are tried in order; absent or blank ones are skipped."""
+    found = request_id(
+        headers(x_correlation_id=" ", x_amzn_requestid="amz-1", x_request_id="req-1"),
+        ["X-Trace", "X-Correlation-Id", "X-Amzn-RequestId", "X-Request-Id"],
+    )
+    assert found == "amz-1"
+
+
+def test_request_id_huge_value_is_bounded() -> None:
+    """A megabyte header yields at most max_length characters."""
+    assert request_id(headers(x_request_id="x" * 1_000_000), ["X-Request-Id"]) == "x" * 128
+
+
+def test_request_id_non_positive_max_length() -> None:
+    """max_length <= 0 records nothing."""
+    assert request_id(headers(x_request_id="abc"), ["X-Request-Id"], max_length=0) is None
+
+
+def test_plain_dict_headers_are_accepted() -> None:
+    """A plain dict works, with exact-case keys."""
+    found = parse_ratelimit({"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "1"}, now=NOW)
+    assert RateLimit(5, 1, None) == found
