@@ -186,14 +186,14 @@ class RulesSettings(BaseSettings):
     rules_ratelimit_threshold: Ratio = Field(default=0.10, gt=0, lt=1)
     rules_ratelimit_window: Duration = "5m"
     rules_ratelimit_for: Duration = "10m"
-    rules_ratelimit_keep_firing_for: Duration = "5m"
+    rules_ratelimit_keep_firing_for: Duration = "1m"
     rules_ratelimit_severity: str = "warning"
 
     # --- ProductApiBatchItemsFailing ----------------------------------------------
     rules_batch_threshold: Ratio = Field(default=0.10, gt=0, lt=1)
     rules_batch_long_window: Duration = "15m"
     rules_batch_short_window: Duration = "5m"
-    rules_batch_for: Duration = "5m"
+    rules_batch_for: Duration = "10m"
     rules_batch_keep_firing_for: Duration = "5m"
     rules_batch_severity: str = "warning"
     rules_batch_min_item_rate: float = Field(
