@@ -1,0 +1,113 @@
+"""``otel-productapi demo`` end to end: output, and no process left behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from otel_productapi import _names as n
+
+
+def _demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    # TMPDIR under tmp_path: every child's command line (Rotel's pid file,
+    # Prometheus' config) then names tmp_path, which is how we find leftovers.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PRODUCTAPI_"))}
+    env["TMPDIR"] = str(tmp_path)
+    return subprocess.Popen(
+        [sys.executable, "-m", "otel_productapi", "demo", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _leftovers(marker: Path) -> list[str]:
+    """Command lines of live processes that mention ``marker``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(marker) in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def _finish(process: subprocess.Popen[str], timeout: float) -> str:
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, _ = process.communicate()
+        pytest.fail(f"demo did not finish within {timeout} s:\n{out}")
+    return out
+
+
+def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
+    """A short demo shows every scenario, counts by class, collector examples and next steps."""
+    process = _demo(tmp_path, "--duration", "8", "--rate", "30")
+    out = _finish(process, 90)
+    assert process.returncode == 0, out
+    for phase in ("healthy", "429 storm", "5xx burst", "batches partly failing"):
+        assert phase in out
+    assert "Rotel collector" in out
+    assert "as the Rotel collector received them" in out
+    for error_class in (n.CLASS_RATE_LIMITED, n.CLASS_SERVER_ERROR, n.CLASS_VALIDATION_FAILED):
+        assert error_class in out
+    assert "Retryable share of failed requests" in out
+    assert f"-> {n.ATTR_ERROR_CLASS}: Str({n.CLASS_RATE_LIMITED})" in out
+    assert f"-> {n.ATTR_BATCH_OUTCOME}: Str({n.BATCH_PARTIAL})" in out
+    assert "Where to look next" in out
+    assert _leftovers(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []  # temporary files removed
+
+
+def test_demo_console_exporter_without_rotel(tmp_path: Path) -> None:
+    """--console skips the collector and still summarises the traffic."""
+    process = _demo(tmp_path, "--duration", "4", "--console")
+    out = _finish(process, 60)
+    assert process.returncode == 0, out
+    assert "console exporter" in out
+    assert n.CLASS_RATE_LIMITED in out
+    assert _leftovers(tmp_path) == []
+
+
+def test_sigterm_stops_everything(tmp_path: Path) -> None:
+    """SIGTERM mid-run: the demo unwinds, stops Rotel and exits 130."""
+    process = _demo(tmp_path, "--duration", "60")
+    deadline = time.monotonic() + 30
+    while not _leftovers(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _leftovers(tmp_path), "Rotel never started"
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    out = _finish(process, 30)
+    assert process.returncode == 130, out
+    assert "interrupted" in out
+    assert _leftovers(tmp_path) == []
+
+
+def test_demo_with_prometheus_shows_the_storm_alert_firing(tmp_path: Path) -> None:
+    """--prometheus: the shipped rules, scaled down, fire ProductApiRateLimitStorm.
+
+    Prometheus comes from apt in scripts/test; not skipped when missing.
+    """
+    assert shutil.which("prometheus"), "prometheus must be on PATH (scripts/test installs it)"
+    process = _demo(tmp_path, "--prometheus", "--duration", "20", "--rate", "30")
+    out = _finish(process, 90)
+    assert process.returncode == 0, out
+    assert "ProductApiRateLimitStorm: firing" in out
+    assert "ProductApiRateLimitStorm during the storm: firing" in out
+    assert _leftovers(tmp_path) == []
