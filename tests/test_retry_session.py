@@ -499,3 +499,33 @@ def test_a_redirect_chain_is_one_attempt(rig: Rig) -> None:
     assert [r.path for r in rig.api.requests] == [USER, other, USER, other]
     assert rig.sleeps == [1.0]
     assert len(response.history) == 1
+
+
+# --- connections and defaults -----------------------------------------------------------
+
+
+def test_a_retried_streamed_response_is_closed_before_sending_again(rig: Rig) -> None:
+    """Responses that are not returned are closed (their connection released); the last is not."""
+    rig.api.script("GET", USER, [FakeResponse(503, body=b"busy"), FakeResponse(200, body=b"ok")])
+    seen: list[requests.Response] = []
+    session = rig.session()
+    session.hooks["response"].append(lambda r, *args, **kwargs: seen.append(r))
+
+    response = session.get(rig.url(), stream=True)
+
+    assert [r.status_code for r in seen] == [503, 200]
+    assert seen[0].raw.closed
+    assert seen[1] is response
+    assert not response.raw.closed
+    assert response.content == b"ok"
+
+
+def test_a_session_with_no_arguments_uses_the_defaults(rig: Rig) -> None:
+    """RetryingSession() reads the environment's settings and the global meter provider."""
+    session = RetryingSession()
+
+    response = session.get(rig.url())
+
+    assert response.status_code == 200
+    assert session.policy == RetryPolicy()
+    assert (session.budget.ratio, session.budget.burst) == (0.1, 10.0)
