@@ -179,7 +179,7 @@ class _Renderer:
         rate_rule = f"{self.level}:productapi_client_requests:rate"
         prefixes = ("storm", "server_errors", "auth", "retry_budget")
         rules: list[dict[str, Any]] = [
-            {"record": f"{rate_rule}{w}", "expr": self._sum_rate(self.requests, w)}
+            {"record": f"{rate_rule}{w}", "expr": self._sum_rate(self.requests_selector(), w)}
             for w in self._windows(*prefixes)
         ]
         refusals = self.n.metric(n.METRIC_RETRY_BUDGET_REFUSALS, counter=True)

@@ -226,7 +226,10 @@ class RulesSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_together(self) -> RulesSettings:
-        parse_matchers(self.rules_extra_matchers, allow_quoted_names=self.utf8)
+        try:
+            parse_matchers(self.rules_extra_matchers, allow_quoted_names=self.utf8)
+        except ValueError as exc:
+            raise ValueError(f"{env_var('rules_extra_matchers')}: {exc}") from exc
         scrape = parse_duration(self.rules_scrape_interval)
         windows = [f for f in type(self).model_fields if f.endswith("_window")]
         for field in windows:
