@@ -59,6 +59,7 @@ _INTL_PHONE_RE: Final = re.compile(
 _NANP_PHONE_RE: Final = re.compile(
     r"(?<![\d+])(?:\(\d{3}\)[ .\-]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}(?!\d)"
 )
+_PHONE_PIECE_RE: Final = re.compile(r"\+?[ .\-]?(?:\(\d+\)|\d+)")
 _DIGITS3_RE: Final = re.compile(r"\d{3}")
 _HEXDIGITS: Final = frozenset("0123456789abcdefABCDEF")
 
@@ -84,9 +85,22 @@ def _secret_placeholder(match: re.Match[str]) -> str:
 
 
 def _phone_placeholder(match: re.Match[str]) -> str:
+    """Replace the longest leading run of groups holding 7-15 digits.
+
+    A grouped number followed by more digit groups ("+49 151 12345678 42")
+    is still a phone number followed by something else, so it must not
+    escape just because the whole match has too many digits.
+    """
     text = match.group()
-    digits = sum(c.isdigit() for c in text)
-    return PHONE if 7 <= digits <= 15 else text
+    digits = 0
+    end = 0
+    for piece in _PHONE_PIECE_RE.finditer(text):
+        digits += sum(c.isdigit() for c in piece.group())
+        if digits > 15:
+            break
+        if digits >= 7:
+            end = piece.end()
+    return PHONE + text[end:] if end else text
 
 
 def scrub_text(text: str) -> str:
