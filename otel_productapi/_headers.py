@@ -49,7 +49,7 @@ _RETRY_AFTER: Final = "Retry-After"
 # Longer values are not numbers or dates any API sends; refusing them early
 # keeps the per-request cost flat whatever a server returns.
 _MAX_VALUE_LENGTH: Final = 64
-_INT_RE: Final = re.compile(r"[0-9]{1,18}")
+_LEADING_NUMBER_RE: Final = re.compile(r"([0-9]{1,18}(?:\.[0-9]{1,9})?)[ \t]*(?:[,;]|\Z)")
 _NUMBER_RE: Final = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,9})?")
 
 
@@ -91,17 +91,18 @@ def _value(headers: Headers, name: str) -> str | None:
 
 
 def _number_text(headers: Headers, name: str) -> str | None:
-    """The first list element of a numeric header: some gateways send
-    ``100, 100;w=60`` (the IETF draft's list form)."""
+    """The leading number of a numeric header. Some gateways send a list such
+    as ``100, 100;w=60`` (the IETF draft's form); its first element counts."""
     value = _value(headers, name)
-    if value is None:
+    if not value:
         return None
-    return value.split(",", 1)[0].split(";", 1)[0].strip()
+    match = _LEADING_NUMBER_RE.match(value)
+    return match.group(1) if match else None
 
 
 def _int(headers: Headers, name: str) -> int | None:
     value = _number_text(headers, name)
-    if value is None or not _INT_RE.fullmatch(value):
+    if value is None or "." in value:
         return None
     return int(value)
 
@@ -114,7 +115,7 @@ def _clamp_wait(seconds: float) -> float:
 
 def _reset_seconds(headers: Headers, now: float, reset_unit: str) -> float | None:
     value = _number_text(headers, _RESET)
-    if value is None or not _NUMBER_RE.fullmatch(value):
+    if value is None:
         return None
     number = float(value)
     unit = reset_unit

@@ -186,6 +186,9 @@ def _template_segment(raw: str) -> str:
     ===========================================================  ===========
     """
     segment = unquote(raw, errors="replace") if "%" in raw else raw
+    # Most segments are short words ("v1" is not: it has a digit); they need no rule.
+    if len(segment) < 32 and segment.isascii() and segment.isalpha() and segment[:3] != "eyJ":
+        return segment
     for check, placeholder in _SEGMENT_RULES:
         if check(segment):
             return placeholder
@@ -276,9 +279,7 @@ _PATH_SAFE: Final = "/{}:@!$&'()*+,;=-._~"
 _QUERY_SAFE: Final = "{}:@!$'()*+,;/?-._~"
 
 
-def _is_sensitive(name: str) -> bool:
-    lowered = name.lower()
-    return any(part in lowered for part in SENSITIVE_QUERY_PARTS)
+_SENSITIVE_RE: Final = re.compile("|".join(SENSITIVE_QUERY_PARTS), re.IGNORECASE)
 
 
 def _scrub_component(raw: str, safe: str) -> str:
@@ -296,7 +297,7 @@ def _redact_query(query: str) -> str:
         name, sep, value = pair.partition("=")
         # Decoded with unquote, not unquote_plus: "+4915..." in a query is far
         # more often a phone number than a space before digits.
-        if sep and _is_sensitive(unquote(name, errors="replace")):
+        if sep and _SENSITIVE_RE.search(unquote(name, errors="replace") if "%" in name else name):
             value = REDACTED
         elif sep:
             value = _scrub_component(value, _QUERY_SAFE)
