@@ -402,3 +402,53 @@ def test_time_scale_too_small_for_the_scrape_interval_is_refused(
     assert run_cli([]) == 2
     err = capsys.readouterr().err
     assert "PRODUCTAPI_OTEL_RULES_STORM_LONG_WINDOW=5m (after time scale: 6s)" in err
+
+
+# --- examples -------------------------------------------------------------------------
+
+EXAMPLES = ROOT / "examples"
+
+
+def test_example_prometheus_config_loads_the_shipped_rules() -> None:
+    """promtool check config examples/prometheus.yml (which also checks ../alerts/*.rules.yml)."""
+    result = promtool("check", "config", EXAMPLES / "prometheus.yml")
+    assert_ok(result)
+    for name in RULE_FILES:
+        assert f"../alerts/{name}" in result.stdout
+
+
+def test_example_alertmanager_config_is_valid() -> None:
+    """amtool check-config examples/alertmanager.yml; critical pages, warning queues."""
+    amtool = shutil.which("amtool")
+    assert amtool is not None, "amtool not found: apt-get install prometheus-alertmanager"
+    result = subprocess.run(
+        [amtool, "check-config", str(EXAMPLES / "alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert_ok(result)
+    config = yaml.safe_load((EXAMPLES / "alertmanager.yml").read_text(encoding="utf-8"))
+    assert config["route"]["group_by"] == ["alertname", "job", "server_address"]
+    assert config["route"]["routes"][0]["matchers"] == ['severity="critical"']
+
+
+def test_dashboard_has_the_panels_operators_need() -> None:
+    """The Grafana dashboard: outcome rate, 429 and 5xx ratios, quota left, top failing routes."""
+    import json
+
+    dashboard = json.loads((EXAMPLES / "grafana" / "productapi-dashboard.json").read_text("utf-8"))
+    titles = [panel["title"] for panel in dashboard["panels"]]
+    for title in (
+        "Requests by outcome",
+        "429 ratio",
+        "5xx ratio",
+        "Rate limit remaining",
+        "Top failing routes",
+    ):
+        assert title in titles
+    for panel in dashboard["panels"]:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["expr"].count("(") == target["expr"].count(")"), target["expr"]
