@@ -32,7 +32,7 @@ def _reason(exc: BaseException) -> BaseException | None:
     return exc.__cause__ or exc.__context__
 
 
-def transport_failure_of(exc: BaseException) -> TransportFailure:
+def transport_failure_of(exc: BaseException) -> TransportFailure:  # noqa: PLR0911 - one return per row of the mapping
     """Say whether ``exc`` (raised instead of a response) may have reached the server.
 
     Connect timeouts, refused connections, DNS and TLS failures never sent
