@@ -331,6 +331,16 @@ def test_rules_command_output_dir_regenerates_the_committed_files(tmp_path: Path
         assert (tmp_path / "out" / name).read_bytes() == (ALERTS / name).read_bytes()
 
 
+def test_console_script_entry_regenerates_the_committed_files(tmp_path: Path) -> None:
+    """`otel-productapi rules --output-dir DIR` through the real command line."""
+    from otel_productapi import cli
+
+    assert cli.main(["rules", "--output-dir", str(tmp_path)]) == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(RULE_FILES)
+    for name in RULE_FILES:
+        assert (tmp_path / name).read_bytes() == (ALERTS / name).read_bytes()
+
+
 def test_rules_command_reads_the_environment(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
