@@ -20,13 +20,13 @@ import functools
 import logging
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
-from urllib.parse import urlsplit
 
 import requests
 from opentelemetry.metrics import MeterProvider
@@ -37,7 +37,7 @@ from otel_productapi import _names as n
 from otel_productapi._body import BatchExtractor, error_message, parse_json
 from otel_productapi._context import RESEND_COUNT
 from otel_productapi._headers import parse_ratelimit, request_id
-from otel_productapi._metrics import ProductApiMetrics
+from otel_productapi._metrics import ProductApiMetrics, metrics_for
 from otel_productapi._settings import ProductApiSettings, load_settings
 from otel_productapi._status_table import (
     Classification,
@@ -45,7 +45,7 @@ from otel_productapi._status_table import (
     classify_transport_failure,
 )
 from otel_productapi._transport import transport_failure_of
-from otel_productapi._urls import redact_url
+from otel_productapi._urls import MAX_URL_LENGTH, redact_url
 
 __all__ = ["ProductApiHooks", "make_hooks"]
 
@@ -114,7 +114,7 @@ def make_hooks(
         ``(request_hook, response_hook)``; neither ever raises.
     """
     resolved = settings if settings is not None else load_settings()
-    hooks = _Hooks(resolved, ProductApiMetrics(meter_provider))
+    hooks = _Hooks(resolved, metrics_for(meter_provider))
     install_adapter_patch()
     return ProductApiHooks(hooks.request_hook, hooks.response_hook)
 
@@ -149,27 +149,31 @@ class _Hooks:
         url = request.url
         if not url:
             return
-        parts = urlsplit(url)
-        host = parts.hostname
+        split = _split_url(url)
+        if split is None:
+            return
+        host, path = split
         if not host or not self._is_product_host(host):
             return
         method = _method(request.method)
-        template = self._templater.template(parts.path or "/")
+        template = self._templater.template(path)
         call = _Call(self, span, method, template, host)
         setattr(request, _STATE_ATTR, call)
         _CURRENT.set(call)
-        if span.is_recording():
-            self._tag_request(span, url, method, template)
-
-    def _tag_request(self, span: Span, url: str, method: str, template: str) -> None:
+        if not span.is_recording():
+            return
         span.set_attribute(n.ATTR_URL_TEMPLATE, template)
         span.update_name(f"{'HTTP' if method == '_OTHER' else method} {template}")
-        redacted = redact_url(url)
-        for key in self._url_keys_of(span):
-            span.set_attribute(key, redacted)
+        if _may_need_redaction(url, path):
+            self._redact(span, url)
         resend = RESEND_COUNT.get()
         if resend > 0:
             span.set_attribute(n.ATTR_HTTP_RESEND_COUNT, resend)
+
+    def _redact(self, span: Span, url: str) -> None:
+        redacted = redact_url(url)
+        for key in self._url_keys_of(span):
+            span.set_attribute(key, redacted)
 
     def _is_product_host(self, host: str) -> bool:
         known = self._hosts.get(host)
@@ -215,28 +219,41 @@ class _Hooks:
         classification: Classification | None,
     ) -> None:
         recording = span.is_recording()
+        attrs: dict[str, str | bool | int | float] = {}
         if recording and classification is not None:
-            span.set_attribute(n.ATTR_ERROR_CLASS, classification.error_class)
-            span.set_attribute(n.ATTR_ERROR_RETRYABLE, classification.retryable)
+            attrs[n.ATTR_ERROR_CLASS] = classification.error_class
+            attrs[n.ATTR_ERROR_RETRYABLE] = classification.retryable
         headers = response.headers
-        self._rate_limit(span, call, headers, recording)
-        body = self._loaded_body(response)
-        if response.status_code in _BATCH_STATUSES and body is not None:
-            self._batch_outcome(span, call, response.status_code, body, recording)
+        if _may_have_ratelimit(headers):
+            self._rate_limit(attrs, call, headers, recording)
+        status = response.status_code
+        if classification is not None or status in _BATCH_STATUSES:
+            body = self._loaded_body(response)
+            if body is not None:
+                if status in _BATCH_STATUSES:
+                    self._batch_outcome(attrs, call, status, body)
+                if recording and classification is not None and self._capture_message:
+                    message = error_message(
+                        body, content_type=headers.get("Content-Type"), max_length=self._message_max
+                    )
+                    if message:
+                        attrs[n.ATTR_ERROR_MESSAGE] = message
         if not recording:
             return
         rid = request_id(headers, self._request_id_names, max_length=self._request_id_max)
         if rid:
-            span.set_attribute(n.ATTR_REQUEST_ID, rid)
-        if classification is not None and self._capture_message and body is not None:
-            message = error_message(
-                body, content_type=headers.get("Content-Type"), max_length=self._message_max
-            )
-            if message:
-                span.set_attribute(n.ATTR_ERROR_MESSAGE, message)
+            attrs[n.ATTR_REQUEST_ID] = rid
+        if len(attrs) == 1:
+            span.set_attribute(*attrs.popitem())
+        elif attrs:
+            span.set_attributes(attrs)
 
     def _rate_limit(
-        self, span: Span, call: _Call, headers: Mapping[str, str], recording: bool
+        self,
+        attrs: dict[str, str | bool | int | float],
+        call: _Call,
+        headers: Mapping[str, str],
+        recording: bool,
     ) -> None:
         rate = parse_ratelimit(headers, now=_now(), reset_unit=self._reset_unit)
         limit = _count(rate.limit)
@@ -246,12 +263,12 @@ class _Hooks:
         if not recording:
             return
         if limit is not None:
-            span.set_attribute(n.ATTR_RATELIMIT_LIMIT, limit)
+            attrs[n.ATTR_RATELIMIT_LIMIT] = limit
         if remaining is not None:
-            span.set_attribute(n.ATTR_RATELIMIT_REMAINING, remaining)
+            attrs[n.ATTR_RATELIMIT_REMAINING] = remaining
         reset = rate.reset_seconds
         if isinstance(reset, int | float) and math.isfinite(reset):
-            span.set_attribute(n.ATTR_RATELIMIT_RESET, max(float(reset), 0.0))
+            attrs[n.ATTR_RATELIMIT_RESET] = max(float(reset), 0.0)
 
     def _loaded_body(self, response: requests.Response) -> bytes | None:
         # Only a body requests already read (never a streamed one: reading it
@@ -265,7 +282,7 @@ class _Hooks:
         return content
 
     def _batch_outcome(
-        self, span: Span, call: _Call, status: int, body: bytes, recording: bool
+        self, attrs: dict[str, str | bool | int | float], call: _Call, status: int, body: bytes
     ) -> None:
         if self._batch is None:
             return
@@ -280,10 +297,9 @@ class _Hooks:
         if items is None or failed is None or failed > items:
             return
         self._metrics.count_batch_items(call.template, call.server, items - failed, failed)
-        if recording:
-            span.set_attribute(n.ATTR_BATCH_ITEMS, items)
-            span.set_attribute(n.ATTR_BATCH_FAILED_ITEMS, failed)
-            span.set_attribute(n.ATTR_BATCH_OUTCOME, outcome.outcome)
+        attrs[n.ATTR_BATCH_ITEMS] = items
+        attrs[n.ATTR_BATCH_FAILED_ITEMS] = failed
+        attrs[n.ATTR_BATCH_OUTCOME] = outcome.outcome
 
     # --- transport-error phase ----------------------------------------------
 
@@ -357,9 +373,81 @@ def remove_adapter_patch() -> None:
 # --- small helpers ----------------------------------------------------------
 
 
+def _split_url(url: str) -> tuple[str, str] | None:
+    """``(host, path)`` of an absolute URL, lower-cased host, like ``urlsplit``.
+
+    Hand-written because ``urlsplit`` costs several microseconds on URLs it
+    has not cached, and every request has a new URL (ids in the path).
+    """
+    start = url.find("://")
+    if start < 0:
+        return None
+    start += 3
+    end = len(url)
+    for mark in "/?#":
+        found = url.find(mark, start, end)
+        if found != -1:
+            end = found
+    hostport = url[start:end].rpartition("@")[2]
+    if hostport.startswith("["):
+        host = hostport[1 : hostport.find("]")]
+    else:
+        host = hostport.partition(":")[0]
+    path_end = len(url)
+    for mark in "?#":
+        found = url.find(mark, end, path_end)
+        if found != -1:
+            path_end = found
+    return host.lower(), url[end:path_end] or "/"
+
+
+# What could make ``redact_url`` change a URL: userinfo ("@"), a query or
+# fragment, percent-escapes, "+" (phones), spaces, parentheses... (any
+# character outside _PLAIN_URL), a JWT ("eyJ"), or a run of 12 or more
+# word characters in the path (a long token, or a phone written
+# 415-555-0100). A URL with none of these is recorded as the instrumentation
+# already has it; test_hooks_properties checks that redact_url agrees.
+_PLAIN_URL: Final = re.compile(r"[A-Za-z0-9/._~:\-]*")
+_LONG_RUN: Final = re.compile(r"[A-Za-z0-9_.\-]{12}")
+
+
+def _may_need_redaction(url: str, path: str) -> bool:
+    """False only when ``redact_url(url) == url`` for certain (cheap pre-check).
+
+    Args:
+        url: The whole URL.
+        path: Its path, from ``_split_url``.
+    """
+    start = url.find("://")
+    return (
+        start < 0
+        or len(url) > MAX_URL_LENGTH
+        or _PLAIN_URL.fullmatch(url, start + 3) is None
+        or "eyJ" in path
+        or _LONG_RUN.search(path) is not None
+    )
+
+
 def _method(method: str | None) -> str:
     upper = (method or "").upper()
     return upper if upper in _KNOWN_METHODS else "_OTHER"
+
+
+_RATELIMIT_KEYS: Final = (
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "retry-after",
+)
+
+
+def _may_have_ratelimit(headers: object) -> bool:
+    """Cheap pre-check: parsing the rate-limit headers of every response is not free."""
+    # requests' CaseInsensitiveDict keeps lower-cased names in ``_store``.
+    store = getattr(headers, "_store", None)
+    if isinstance(store, dict):
+        return any(key in store for key in _RATELIMIT_KEYS)
+    return True
 
 
 def _count(value: object) -> int | None:

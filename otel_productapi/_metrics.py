@@ -1,8 +1,9 @@
 """The one module that creates instruments: every Product API metric comes from here.
 
 The hooks call the small ``record_*``/``count_*`` methods below with plain
-values; attribute dictionaries are built once per series and reused, because
-these run on every request.
+values on every request; those only update dictionaries under a lock, and
+observable instruments report the totals when the SDK collects (see
+``ProductApiMetrics`` for why).
 
 Metrics never look at the span: the decision to count a request must not
 depend on whether its trace was sampled.
@@ -11,21 +12,34 @@ depend on whether its trace was sampled.
 from __future__ import annotations
 
 import threading
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
-from opentelemetry.metrics import Counter, Meter, MeterProvider, get_meter
+from opentelemetry.metrics import (
+    CallbackOptions,
+    Counter,
+    Meter,
+    MeterProvider,
+    Observation,
+    get_meter,
+)
 from opentelemetry.util.types import Attributes
 
 from otel_productapi import _names as n
 from otel_productapi._status_table import Classification, classify_status
 
-__all__ = ["ProductApiMetrics", "RetryInstruments", "create_retry_instruments", "meter_of"]
+__all__ = [
+    "ProductApiMetrics",
+    "RetryInstruments",
+    "create_retry_instruments",
+    "meter_of",
+    "metrics_for",
+]
 
-#: Series kept in each attribute cache; past it, dictionaries are built per call.
-MAX_CACHED_SERIES: Final = 4096
-#: Routes (template, method, server) whose error series are zero-initialised.
-MAX_SEEN_ROUTES: Final = 2048
+#: Series kept per metric (the SDK's default cardinality limit); the rest overflow.
+MAX_SERIES: Final = 2000
 
 # The two series that alerts fire on: born at 0 so that Prometheus sees their
 # first increment (a series that appears with value 1 has no rate yet).
@@ -34,6 +48,13 @@ _ZERO_INIT: Final[tuple[tuple[int, Classification], ...]] = tuple(
 )
 
 _RequestKey = tuple[str, str, str, "int | None", "str | None", "bool | None"]
+_RouteKey = tuple[str, str]
+_ItemKey = tuple[str, str, str]
+# Keys no real series can have (methods are upper-case words, templates paths).
+_REQUEST_OVERFLOW: Final[_RequestKey] = ("", "", "", None, None, None)
+_ROUTE_OVERFLOW: Final[_RouteKey] = ("", "")
+_ITEM_OVERFLOW: Final[_ItemKey] = ("", "", "")
+_OVERFLOW_ATTRIBUTES: Final[Attributes] = {"otel.metric.overflow": True}
 
 
 def meter_of(meter_provider: MeterProvider | None) -> Meter:
@@ -76,43 +97,59 @@ def create_retry_instruments(meter_provider: MeterProvider | None = None) -> Ret
 
 
 class ProductApiMetrics:
-    """Instruments for Product API calls, with cached attribute sets.
+    """Our per-request metrics, aggregated here and reported when the SDK collects.
 
-    Thread-safe: caches are plain dicts (single lookups and stores are atomic
-    in CPython, and a lost race only builds an equal dictionary twice); the
-    first-seen set, whose check-then-add must not zero-initialise twice, takes
-    a lock on the rare first-seen path only.
+    Why not synchronous instruments: one ``Counter.add`` in the SDK costs
+    about as much as everything else the hooks do together (attribute
+    cleaning, hashing, exemplar sampling), and the hooks run on every request.
+    So each request costs a locked dictionary increment, and observable
+    instruments report the totals (counters, cumulative) and last values
+    (gauges) at collection time. Exporters see the same names, units and
+    attributes; data points carry no exemplars.
+
+    Thread-safe: every update takes one lock, held for a dictionary update.
+    Memory is bounded: past ``MAX_SERIES`` series per metric, new series are
+    folded into one with the SDK's overflow attribute
+    (``otel.metric.overflow=true``), as the SDK does past its own limit.
     """
 
     def __init__(self, meter_provider: MeterProvider | None = None) -> None:
         """Create every instrument on the meter of ``meter_provider`` (global if ``None``)."""
         meter = meter_of(meter_provider)
-        self.requests = meter.create_counter(
+        self._lock = threading.Lock()
+        self._requests: dict[_RequestKey, int] = {}
+        self._limits: dict[_RouteKey, int] = {}
+        self._remaining: dict[_RouteKey, int] = {}
+        self._items: dict[_ItemKey, int] = {}
+        self._seen: set[tuple[str, str, str]] = set()
+        self._attrs: dict[object, Attributes] = {}
+        self.requests = meter.create_observable_counter(
             n.METRIC_CLIENT_REQUESTS,
+            callbacks=[self._observe_requests],
             unit=n.METRIC_CLIENT_REQUESTS_UNIT,
             description="Product API requests, by outcome class and retryability.",
         )
-        self.ratelimit_remaining = meter.create_gauge(
+        self.ratelimit_remaining = meter.create_observable_gauge(
             n.METRIC_RATELIMIT_REMAINING,
+            callbacks=[self._observe_remaining],
             unit=n.METRIC_RATELIMIT_UNIT,
             description="Requests left in the current rate-limit window (X-RateLimit-Remaining).",
         )
-        self.ratelimit_limit = meter.create_gauge(
+        self.ratelimit_limit = meter.create_observable_gauge(
             n.METRIC_RATELIMIT_LIMIT,
+            callbacks=[self._observe_limits],
             unit=n.METRIC_RATELIMIT_UNIT,
             description="Requests allowed per rate-limit window (X-RateLimit-Limit).",
         )
-        self.batch_items = meter.create_counter(
+        self.batch_items = meter.create_observable_counter(
             n.METRIC_BATCH_ITEMS,
+            callbacks=[self._observe_items],
             unit=n.METRIC_BATCH_ITEMS_UNIT,
             description="Items of batched writes, by outcome (accepted, failed).",
         )
         self.retry = create_retry_instruments(meter_provider)
-        self._request_attrs: dict[_RequestKey, Attributes] = {}
-        self._route_attrs: dict[tuple[str, str], Attributes] = {}
-        self._item_attrs: dict[tuple[str, str, str], Attributes] = {}
-        self._seen: set[tuple[str, str, str]] = set()
-        self._seen_lock = threading.Lock()
+
+    # --- per request (hot path) -----------------------------------------------
 
     def count_request(
         self,
@@ -123,8 +160,6 @@ class ProductApiMetrics:
         classification: Classification | None,
     ) -> None:
         """Count one request; ``status`` is ``None`` when no response arrived."""
-        if (template, method, server) not in self._seen:
-            self._first_seen(method, template, server)
         if classification is None:
             key: _RequestKey = (method, template, server, status, None, None)
         else:
@@ -136,36 +171,40 @@ class ProductApiMetrics:
                 classification.error_class,
                 classification.retryable,
             )
-        attrs = self._request_attrs.get(key)
-        if attrs is None:
-            attrs = _request_attributes(key)
-            if len(self._request_attrs) < MAX_CACHED_SERIES:
-                self._request_attrs[key] = attrs
-        self.requests.add(1, attrs)
+        with self._lock:
+            requests = self._requests
+            if key in requests:
+                requests[key] += 1
+                return
+            if (template, method, server) not in self._seen:
+                self._first_seen(method, template, server)
+            _bump(requests, key, 1, _REQUEST_OVERFLOW)
 
     def record_ratelimit(
         self, template: str, server: str, limit: int | None, remaining: int | None
     ) -> None:
         """Record the rate-limit gauges that the response carried."""
-        attrs = self._route(template, server)
-        if limit is not None:
-            self.ratelimit_limit.set(limit, attrs)
-        if remaining is not None:
-            self.ratelimit_remaining.set(remaining, attrs)
+        route = (template, server)
+        with self._lock:
+            if limit is not None:
+                _store(self._limits, route, limit)
+            if remaining is not None:
+                _store(self._remaining, route, remaining)
 
     def count_batch_items(self, template: str, server: str, accepted: int, failed: int) -> None:
         """Count the items of one batched write by outcome (zero counts are skipped)."""
-        if accepted > 0:
-            self.batch_items.add(accepted, self._item(template, server, n.ITEM_ACCEPTED))
-        if failed > 0:
-            self.batch_items.add(failed, self._item(template, server, n.ITEM_FAILED))
+        with self._lock:
+            if accepted > 0:
+                _bump(self._items, (template, server, n.ITEM_ACCEPTED), accepted, _ITEM_OVERFLOW)
+            if failed > 0:
+                _bump(self._items, (template, server, n.ITEM_FAILED), failed, _ITEM_OVERFLOW)
 
     def _first_seen(self, method: str, template: str, server: str) -> None:
-        route = (template, method, server)
-        with self._seen_lock:
-            if route in self._seen or len(self._seen) >= MAX_SEEN_ROUTES:
-                return
-            self._seen.add(route)
+        # Called with the lock held. The alerting series are born at 0 so that
+        # Prometheus sees their first increment.
+        if len(self._seen) >= MAX_SERIES:
+            return
+        self._seen.add((template, method, server))
         for status, classification in _ZERO_INIT:
             key: _RequestKey = (
                 method,
@@ -175,32 +214,86 @@ class ProductApiMetrics:
                 classification.error_class,
                 classification.retryable,
             )
-            self.requests.add(0, _request_attributes(key))
+            if key not in self._requests and len(self._requests) < MAX_SERIES:
+                self._requests[key] = 0
 
-    def _route(self, template: str, server: str) -> Attributes:
-        key = (template, server)
-        attrs = self._route_attrs.get(key)
+    # --- at collection -----------------------------------------------------------
+
+    def _observe_requests(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            snapshot = list(self._requests.items())
+        return [Observation(v, self._attributes(k, _request_attributes)) for k, v in snapshot]
+
+    def _observe_limits(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            snapshot = list(self._limits.items())
+        return [Observation(v, self._attributes(k, _route_attributes)) for k, v in snapshot]
+
+    def _observe_remaining(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            snapshot = list(self._remaining.items())
+        return [Observation(v, self._attributes(k, _route_attributes)) for k, v in snapshot]
+
+    def _observe_items(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            snapshot = list(self._items.items())
+        return [Observation(v, self._attributes(k, _item_attributes)) for k, v in snapshot]
+
+    def _attributes(self, key: _K, build: Callable[[_K], Attributes]) -> Attributes:
+        # Collections run one at a time per reader; a lost race builds twice.
+        attrs = self._attrs.get(key)
         if attrs is None:
-            attrs = {n.ATTR_URL_TEMPLATE: template, n.ATTR_SERVER_ADDRESS: server}
-            if len(self._route_attrs) < MAX_CACHED_SERIES:
-                self._route_attrs[key] = attrs
+            attrs = build(key)
+            self._attrs[key] = attrs
         return attrs
 
-    def _item(self, template: str, server: str, outcome: str) -> Attributes:
-        key = (template, server, outcome)
-        attrs = self._item_attrs.get(key)
-        if attrs is None:
-            attrs = {
-                n.ATTR_ITEM_OUTCOME: outcome,
-                n.ATTR_URL_TEMPLATE: template,
-                n.ATTR_SERVER_ADDRESS: server,
-            }
-            if len(self._item_attrs) < MAX_CACHED_SERIES:
-                self._item_attrs[key] = attrs
-        return attrs
+
+_K = TypeVar("_K")
+
+_by_provider: weakref.WeakKeyDictionary[MeterProvider, ProductApiMetrics] = (
+    weakref.WeakKeyDictionary()
+)
+_for_global: list[ProductApiMetrics] = []
+_by_provider_lock = threading.Lock()
+
+
+def metrics_for(meter_provider: MeterProvider | None = None) -> ProductApiMetrics:
+    """The one ``ProductApiMetrics`` of ``meter_provider`` (``None``: the global one).
+
+    One per provider because a meter hands back the first instrument created
+    under a name: a second set of observable instruments (after a second
+    ``instrument()``) would never be observed. Counts therefore carry over
+    re-configuration, as cumulative counters should.
+    """
+    with _by_provider_lock:
+        if meter_provider is None:
+            if not _for_global:
+                _for_global.append(ProductApiMetrics(None))
+            return _for_global[0]
+        found = _by_provider.get(meter_provider)
+        if found is None:
+            found = ProductApiMetrics(meter_provider)
+            _by_provider[meter_provider] = found
+        return found
+
+
+def _bump(counts: dict[_K, int], key: _K, amount: int, overflow: _K) -> None:
+    if key in counts or len(counts) < MAX_SERIES:
+        counts[key] = counts.get(key, 0) + amount
+    else:
+        counts[overflow] = counts.get(overflow, 0) + amount
+
+
+def _store(values: dict[_RouteKey, int], key: _RouteKey, value: int) -> None:
+    if key in values or len(values) < MAX_SERIES:
+        values[key] = value
+    else:
+        values[_ROUTE_OVERFLOW] = value
 
 
 def _request_attributes(key: _RequestKey) -> Attributes:
+    if key == _REQUEST_OVERFLOW:
+        return _OVERFLOW_ATTRIBUTES
     method, template, server, status, error_class, retryable = key
     attrs: dict[str, str | bool | int] = {
         n.ATTR_HTTP_REQUEST_METHOD: method,
@@ -213,3 +306,21 @@ def _request_attributes(key: _RequestKey) -> Attributes:
         attrs[n.ATTR_ERROR_CLASS] = error_class
         attrs[n.ATTR_ERROR_RETRYABLE] = retryable
     return attrs
+
+
+def _route_attributes(key: _RouteKey) -> Attributes:
+    if key == _ROUTE_OVERFLOW:
+        return _OVERFLOW_ATTRIBUTES
+    template, server = key
+    return {n.ATTR_URL_TEMPLATE: template, n.ATTR_SERVER_ADDRESS: server}
+
+
+def _item_attributes(key: _ItemKey) -> Attributes:
+    if key == _ITEM_OVERFLOW:
+        return _OVERFLOW_ATTRIBUTES
+    template, server, outcome = key
+    return {
+        n.ATTR_ITEM_OUTCOME: outcome,
+        n.ATTR_URL_TEMPLATE: template,
+        n.ATTR_SERVER_ADDRESS: server,
+    }
