@@ -26,7 +26,7 @@ import pstats
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import requests
@@ -167,21 +167,21 @@ def _rss_kib() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def bench_memory(requests_total: int, checkpoints: int) -> list[tuple[int, int]]:
-    """RSS (KiB) after every ``requests_total / checkpoints`` requests, distinct ids in the path."""
+def bench_memory(requests_total: int, checkpoints: int) -> Iterator[tuple[int, int, int]]:
+    """``(requests, RSS KiB, live Python objects)`` after each checkpoint; distinct ids in paths."""
     teardown = _setup_ours()
     session = _session(ERROR)
     get = session.get
     step = requests_total // checkpoints
-    rss: list[tuple[int, int]] = []
-    for checkpoint in range(checkpoints):
-        base = checkpoint * step
-        for i in range(base, base + step):
-            get(f"http://{HOST}/v1/users/{i}/items/{i * 7}")
-        gc.collect()
-        rss.append((base + step, _rss_kib()))
-    teardown()
-    return rss
+    try:
+        for checkpoint in range(checkpoints):
+            base = checkpoint * step
+            for i in range(base, base + step):
+                get(f"http://{HOST}/v1/users/{i}/items/{i * 7}")
+            gc.collect()
+            yield base + step, _rss_kib(), len(gc.get_objects())
+    finally:
+        teardown()
 
 
 def profile(iterations: int) -> None:
@@ -227,9 +227,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.memory:
         print(f"RSS over {args.requests:,} requests (otel_productapi, 429 path, distinct ids)")
-        print("| requests | RSS (MiB) |\n|---:|---:|")
-        for done, kib in bench_memory(args.requests, 10):
-            print(f"| {done:,} | {kib / 1024:.1f} |")
+        print("| requests | RSS (MiB) | live objects |\n|---:|---:|---:|")
+        for done, kib, objects in bench_memory(args.requests, 10):
+            print(f"| {done:,} | {kib / 1024:.1f} | {objects:,} |", flush=True)
         return 0
     print(f"{args.iterations} requests x {args.repeats} repeats, median CPU µs/request")
     results = bench_cpu(args.iterations, args.repeats)

@@ -79,8 +79,32 @@ class RetryInstruments:
     refusals: Counter
 
 
+_retry_by_provider: weakref.WeakKeyDictionary[MeterProvider, RetryInstruments] = (
+    weakref.WeakKeyDictionary()
+)
+_retry_for_global: list[RetryInstruments] = []
+_retry_lock = threading.Lock()
+
+
 def create_retry_instruments(meter_provider: MeterProvider | None = None) -> RetryInstruments:
-    """Create the retry helper's counters on our meter (global provider if ``None``)."""
+    """The retry helper's counters on our meter (global provider if ``None``).
+
+    Created once per provider and then handed out again: the SDK logs a
+    warning each time an instrument name is created twice on a meter.
+    """
+    with _retry_lock:
+        if meter_provider is None:
+            if not _retry_for_global:
+                _retry_for_global.append(_new_retry_instruments(None))
+            return _retry_for_global[0]
+        found = _retry_by_provider.get(meter_provider)
+        if found is None:
+            found = _new_retry_instruments(meter_provider)
+            _retry_by_provider[meter_provider] = found
+        return found
+
+
+def _new_retry_instruments(meter_provider: MeterProvider | None) -> RetryInstruments:
     meter = meter_of(meter_provider)
     return RetryInstruments(
         retries=meter.create_counter(
@@ -147,7 +171,6 @@ class ProductApiMetrics:
             unit=n.METRIC_BATCH_ITEMS_UNIT,
             description="Items of batched writes, by outcome (accepted, failed).",
         )
-        self.retry = create_retry_instruments(meter_provider)
 
     # --- per request (hot path) -----------------------------------------------
 
