@@ -23,6 +23,7 @@ import os
 import re
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from typing import Any, Final, NamedTuple
 
 import requests
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.trace import Span, get_current_span
+from opentelemetry.trace import Span, Status, StatusCode, get_current_span
 from requests.adapters import HTTPAdapter
 
 from otel_productapi import _names as n
@@ -38,6 +39,7 @@ from otel_productapi._body import BatchExtractor, error_message, parse_json
 from otel_productapi._context import RESEND_COUNT
 from otel_productapi._headers import parse_ratelimit, request_id
 from otel_productapi._metrics import ProductApiMetrics, metrics_for
+from otel_productapi._scrub import scrub_text
 from otel_productapi._settings import ProductApiSettings, load_settings
 from otel_productapi._status_table import (
     Classification,
@@ -303,20 +305,83 @@ class _Hooks:
 
     # --- transport-error phase ----------------------------------------------
 
-    def transport_error(self, call: _Call, method: str | None, exc: BaseException) -> None:
+    def transport_error(
+        self, call: _Call, request: requests.PreparedRequest, exc: BaseException
+    ) -> None:
         """Finish a call that got no response: classify the exception, count once."""
         try:
             call.done = True
             failure = transport_failure_of(exc)
-            classification = classify_transport_failure(failure, method or call.method)
+            classification = classify_transport_failure(failure, request.method or call.method)
             self._metrics.count_request(
                 call.method, call.template, call.server, None, classification
             )
             if call.span.is_recording():
                 call.span.set_attribute(n.ATTR_ERROR_CLASS, classification.error_class)
                 call.span.set_attribute(n.ATTR_ERROR_RETRYABLE, classification.retryable)
+                _redact_exception_event(call.span, request.url or "")
         except Exception as failure_exc:  # noqa: BLE001 - never mask the caller's error
             _log_failure("transport error", failure_exc)
+
+
+def _redact_exception_event(span: Span, url: str) -> None:
+    """Make what the span records of the escaping exception safe to export.
+
+    When the call raises, the tracer's ``use_span`` records an ``exception``
+    event and sets the status description to ``"{type}: {message}"``, and
+    urllib3's messages quote the URL ("Max retries exceeded with url:
+    /v1/users/bob@example.com?token=..."). Only this span's two methods are
+    replaced, only on this (rare) path: the status code stays as the
+    instrumentation sets it, the caller gets the exception unchanged, and
+    other calls pay nothing.
+    """
+    original_record = span.record_exception
+    original_status = span.set_status
+
+    def record_exception(
+        exception: BaseException,
+        attributes: Mapping[str, Any] | None = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        safe: dict[str, Any] = {
+            "exception.message": _redact_text(str(exception), url),
+            "exception.stacktrace": _redact_text(
+                "".join(traceback.format_exception(exception)), url
+            ),
+        }
+        if attributes:
+            safe.update(attributes)
+        original_record(exception, attributes=safe, timestamp=timestamp, escaped=escaped)
+
+    def set_status(status: Status | StatusCode, description: str | None = None) -> None:
+        if isinstance(status, Status) and status.description:
+            status = Status(status.status_code, _redact_text(status.description, url))
+        if description:
+            description = _redact_text(description, url)
+        original_status(status, description)
+
+    try:
+        span.record_exception = record_exception  # type: ignore[method-assign]
+        span.set_status = set_status  # type: ignore[method-assign]
+    except AttributeError:  # a span type without an instance dict: nothing to patch
+        return
+
+
+def _redact_text(text: str, url: str) -> str:
+    """``text`` with ``url`` (whole, or its path and query) redacted, then scrubbed."""
+    if url:
+        redacted = redact_url(url)
+        text = text.replace(url, redacted)
+        path, safe_path = _path_and_query(url), _path_and_query(redacted)
+        if len(path) > 1:
+            text = text.replace(path, safe_path)
+    return scrub_text(text)
+
+
+def _path_and_query(url: str) -> str:
+    start = url.find("/", url.find("://") + 3) if "://" in url else 0
+    return url[start:] if start >= 0 else ""
 
 
 # --- the HTTPAdapter.send patch ---------------------------------------------
@@ -331,7 +396,7 @@ def _on_adapter_error(request: requests.PreparedRequest, exc: BaseException) -> 
     # response hook) from claiming another call's failure.
     if call is None or call.done or call.span is not get_current_span():
         return
-    call.hooks.transport_error(call, request.method, exc)
+    call.hooks.transport_error(call, request, exc)
 
 
 def _wrap_send(original: Callable[..., requests.Response]) -> Callable[..., requests.Response]:

@@ -209,6 +209,27 @@ def test_read_timeout_is_retryable_only_for_idempotent_methods(
     ]
 
 
+def test_exception_events_of_failed_calls_leak_no_personal_data(
+    telemetry: Telemetry, closed_port: int
+) -> None:
+    """urllib3 quotes the URL in its message; the span's exception event must not."""
+    telemetry.instrument(hosts=["127.0.0.1"])
+    secrets = ("bob@example.com", "+4915112345678", "s3cr3t-t0ken")
+    path = "/v1/projects/acme/users/bob@example.com/phones/+4915112345678?access_token=s3cr3t-t0ken"
+
+    with pytest.raises(requests.ConnectionError) as raised:
+        requests.get(f"http://127.0.0.1:{closed_port}{path}", timeout=5)
+
+    span = telemetry.span()
+    events = [e for e in span.events if e.name == "exception"]
+    assert len(events) == 1
+    exported = repr(span.to_json())
+    assert [s for s in secrets if s in exported] == []
+    assert "Max retries exceeded" in str(events[0].attributes)
+    # The caller's exception is untouched: it still names what failed.
+    assert "bob@example.com" in str(raised.value)
+
+
 def test_transport_error_after_a_redirect_is_counted_once(
     telemetry: Telemetry, httpserver: HTTPServer, closed_port: int
 ) -> None:
