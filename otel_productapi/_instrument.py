@@ -105,9 +105,11 @@ def uninstrument() -> None:
 
 def _zero_code_composed() -> bool:
     """True when the zero-code entry point put our hooks into RequestsInstrumentor."""
-    from otel_productapi._auto import _WRAPPED_MARK  # noqa: PLC0415 - stdlib-only, cheap
+    # Whether our hooks were actually added, not merely whether the wrapper is
+    # in place: building them can fail (a bad setting) and leave spans untagged.
+    from otel_productapi._auto import hooks_composed  # noqa: PLC0415 - stdlib-only, cheap
 
-    return hasattr(RequestsInstrumentor.__dict__.get("_instrument"), _WRAPPED_MARK)
+    return hooks_composed()
 
 
 def is_instrumented() -> bool:
