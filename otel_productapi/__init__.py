@@ -10,11 +10,10 @@ hooks put that on every Product API span and metric::
 
 from __future__ import annotations
 
+import importlib
+import typing
 from importlib.metadata import PackageNotFoundError, version
 
-from otel_productapi._hooks import ProductApiHooks, make_hooks
-from otel_productapi._instrument import instrument, uninstrument
-from otel_productapi._settings import ProductApiSettings, SettingsError
 from otel_productapi._status_table import (
     IDEMPOTENT_METHODS,
     STATUS_TABLE,
@@ -23,6 +22,11 @@ from otel_productapi._status_table import (
     classify_status,
     classify_transport_failure,
 )
+
+if typing.TYPE_CHECKING:
+    from otel_productapi._hooks import ProductApiHooks, make_hooks
+    from otel_productapi._instrument import instrument, uninstrument
+    from otel_productapi._settings import ProductApiSettings, SettingsError
 
 try:
     __version__ = version("otel-productapi")
@@ -44,3 +48,28 @@ __all__ = [
     "make_hooks",
     "uninstrument",
 ]
+
+# Imported on first use: the pytest plugin and the zero-code entry point load
+# this package in every process where it is installed, and requests,
+# OpenTelemetry and pydantic are not free to import.
+_LAZY: dict[str, str] = {
+    "ProductApiHooks": "otel_productapi._hooks",
+    "make_hooks": "otel_productapi._hooks",
+    "instrument": "otel_productapi._instrument",
+    "uninstrument": "otel_productapi._instrument",
+    "ProductApiSettings": "otel_productapi._settings",
+    "SettingsError": "otel_productapi._settings",
+}
+
+
+def __getattr__(name: str) -> typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

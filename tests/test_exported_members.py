@@ -1,6 +1,11 @@
-"""The package's ``__all__`` is exactly its public surface."""
+"""The package's ``__all__`` is exactly its public surface, and importing it is light."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
 
 import otel_productapi
 
@@ -13,10 +18,39 @@ def test_all_lists_every_public_member() -> None:
     """Every public name the package defines or re-exports is in __all__, and nothing else."""
     public = {
         name
-        for name, value in vars(otel_productapi).items()
-        if not name.startswith("_") and (_defined_here(value) or name.isupper())
+        for name in dir(otel_productapi)
+        if not name.startswith("_")
+        and (_defined_here(getattr(otel_productapi, name)) or name.isupper())
     }
     assert set(otel_productapi.__all__) == public | {"__version__"}
+
+
+def test_every_name_in_all_resolves() -> None:
+    """Lazily imported names resolve to the objects of their modules."""
+    from otel_productapi._instrument import instrument
+
+    assert otel_productapi.instrument is instrument
+    for name in otel_productapi.__all__:
+        assert getattr(otel_productapi, name) is not None
+
+
+def test_unknown_attributes_raise_attribute_error() -> None:
+    """A misspelt name fails like any module attribute."""
+    with pytest.raises(AttributeError, match="instrumnet"):
+        otel_productapi.instrumnet  # noqa: B018
+
+
+def test_importing_the_package_does_not_import_the_adapters() -> None:
+    """The pytest plugin and entry point load the package everywhere: keep it light."""
+    code = (
+        "import sys, otel_productapi, otel_productapi.testing._pytest_plugin;"
+        "print(sorted(m for m in ('requests', 'opentelemetry.sdk', 'pydantic_settings')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
 
 
 def _isort_key(name: str) -> tuple[int, str]:
