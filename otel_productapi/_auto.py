@@ -93,6 +93,8 @@ def _wrap_requests_instrumentor() -> None:
 
 def _unwrap_requests_instrumentor() -> None:
     """Undo ``pre_instrument``'s wrapper if it is still in place (tests use this)."""
+    global _composed  # noqa: PLW0603 - see _with_our_hooks
+    _composed = False
     from opentelemetry.instrumentation.requests import RequestsInstrumentor  # noqa: PLC0415
 
     current = RequestsInstrumentor.__dict__.get("_instrument")

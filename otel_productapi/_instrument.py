@@ -105,11 +105,12 @@ def uninstrument() -> None:
 
 def _zero_code_composed() -> bool:
     """True when the zero-code entry point put our hooks into RequestsInstrumentor."""
-    # Whether our hooks were actually added, not merely whether the wrapper is
-    # in place: building them can fail (a bad setting) and leave spans untagged.
-    from otel_productapi._auto import hooks_composed  # noqa: PLC0415 - stdlib-only, cheap
+    # Both: the wrapper is in place, and it actually added our hooks (building
+    # them can fail on a bad setting and leave spans untagged).
+    from otel_productapi._auto import _WRAPPED_MARK, hooks_composed  # noqa: PLC0415 - stdlib-only
 
-    return hooks_composed()
+    wrapped = hasattr(RequestsInstrumentor.__dict__.get("_instrument"), _WRAPPED_MARK)
+    return wrapped and hooks_composed()
 
 
 def is_instrumented() -> bool:
