@@ -140,6 +140,9 @@ _MAX_LITERAL_SEGMENT: Final = 64
 # Paths longer than this are cut before templating so one huge path cannot
 # pin megabytes in the cache; the output is far shorter anyway.
 _MAX_PATH_INPUT: Final = 4096
+_KEPT_CACHE_SIZE: Final = 4096
+#: Raw segment -> the literal it is kept as (see ``_template_segment``).
+_kept: dict[str, str] = {}
 
 
 def _is_phone(segment: str) -> bool:
@@ -182,16 +185,43 @@ def _template_segment(raw: str) -> str:
     3+ consecutive digits (``ord_12345``, ``2024-01-15``)        ``{id}``
     longer than 64 characters                                    ``{token}``
     anything outside ``A-Z a-z 0-9 . _ ~ : -``                   ``{id}``
+    anything ``scrub_text`` would change                         ``{token}``
     anything else                                                kept
     ===========================================================  ===========
+
+    Kept segments are cached (``_KEPT_CACHE_SIZE`` of them, then the cache
+    starts over): literals such as ``v1`` and ``projects`` repeat on every
+    request, while ids are answered by the first check.
     """
+    if raw.isdigit():  # the most frequent case (ids); no rule before it can hold
+        return ID
+    known = _kept.get(raw)
+    if known is not None:
+        return known
     segment = unquote(raw, errors="replace") if "%" in raw else raw
-    # Most segments are short words ("v1" is not: it has a digit); they need no rule.
+    result = _apply_segment_rules(segment)
+    if result is segment:
+        # Only kept literals are cached ("v1", "projects"): they repeat, ids do
+        # not. Cleared when full, so memory stays bounded.
+        if len(_kept) >= _KEPT_CACHE_SIZE:
+            _kept.clear()
+        _kept[raw] = result
+    return result
+
+
+def _apply_segment_rules(segment: str) -> str:
+    """The placeholder for a decoded segment, or ``segment`` itself if kept."""
+    # Most segments are short words ("v1" is not: it has a digit); they need no
+    # rule, and scrub_text cannot change them either.
     if len(segment) < 32 and segment.isascii() and segment.isalpha() and segment[:3] != "eyJ":
         return segment
     for check, placeholder in _SEGMENT_RULES:
         if check(segment):
             return placeholder
+    # A kept segment must be something scrub_text would keep too (a secret run
+    # between "~" or ":" escapes the token rule above).
+    if scrub_text(segment) != segment:
+        return TOKEN
     return segment
 
 
@@ -260,7 +290,7 @@ class RouteTemplater:
                 p is None or p == s for p, s in zip(pattern, segments, strict=True)
             ):
                 return text[:MAX_TEMPLATE_LENGTH]
-        result = "/" + "/".join(_template_segment(s) if s else s for s in segments)
+        result = "/" + "/".join([_template_segment(s) if s else s for s in segments])
         return result[:MAX_TEMPLATE_LENGTH]
 
     def template(self, path: str) -> str:

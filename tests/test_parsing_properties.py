@@ -242,3 +242,18 @@ def test_redacted_urls_never_keep_userinfo(userinfo: str) -> None:
     """user:password before the host never survives."""
     redacted = redact_url(f"https://{userinfo}@api.example.com/v1/things")
     assert userinfo not in redacted
+
+
+PLACEHOLDERS = {"{id}", "{uuid}", "{email}", "{phone}", "{token}"}
+
+
+@FAST
+@given(
+    st.from_regex(r"[A-Za-z0-9._~:\-]{1,70}", fullmatch=True)
+    | st.from_regex(r"[a-z0-9]{0,6}[~:.][A-Za-z0-9]{20,40}[~:.][a-z0-9]{0,6}", fullmatch=True)
+)
+def test_templated_segments_never_keep_what_scrub_text_would_change(segment: str) -> None:
+    """A path segment scrub_text would alter becomes a placeholder, not a route literal."""
+    route = RouteTemplater().template(f"/v1/{segment}")
+    kept = route.removeprefix("/v1/")
+    assert kept in PLACEHOLDERS or scrub_text(kept) == kept

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from otel_productapi import _urls
 from otel_productapi._urls import (
     MAX_TEMPLATE_LENGTH,
     MAX_URL_LENGTH,
@@ -149,6 +150,29 @@ def test_template_output_is_bounded() -> None:
     result = RouteTemplater().template("/things" * 5000)
     assert len(result) == MAX_TEMPLATE_LENGTH
     assert result.startswith("/things/things")
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [
+        "bwX73xzA7OO04ec08fMtbr-kAgzamc1wngze~:1",
+        ".sAdr3UiohX5je53kJhifyBahgQVY53zi9nsfvcPucZYr~",
+        "lk1rb8qM7S7eCVpH6s9k79-iok3um3lmjUmk2hhr7uaZ1y:YZh2kv.ua",
+    ],
+    ids=["tilde-colon-after", "dots-around", "colon-after"],
+)
+def test_secret_runs_between_delimiters_become_tokens(segment: str) -> None:
+    """A secret run framed by '~', ':' or '.' is not kept as a literal segment."""
+    assert RouteTemplater().template(f"/v1/keys/{segment}") == "/v1/keys/{token}"
+
+
+def test_kept_literals_are_cached_and_ids_are_not() -> None:
+    """Literal segments repeat and are cached; ids never enter the literal cache."""
+    templater = RouteTemplater()
+    for i in range(50):
+        templater.template(f"/v1/projects/acme/items/{i}")
+    assert {"v1", "projects", "acme", "items"} <= _urls._kept.keys()
+    assert not any(key.isdigit() for key in _urls._kept)
 
 
 def test_template_cache_is_bounded() -> None:
