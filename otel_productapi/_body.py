@@ -24,6 +24,7 @@ __all__ = [
     "BatchOutcome",
     "default_batch_extractor",
     "error_message",
+    "error_message_of_document",
     "load_batch_extractor",
     "message_from_document",
     "parse_json",
@@ -100,6 +101,21 @@ def error_message(body: bytes, *, content_type: str | None, max_length: int) -> 
     try:
         document = json.loads(body)
     except _JSON_ERRORS:
+        return None
+    return message_from_document(document, max_length)
+
+
+def error_message_of_document(
+    body: bytes, document: object, *, content_type: str | None, max_length: int
+) -> str | None:
+    """``error_message(body, ...)`` when ``document`` is ``parse_json(body, ...)``.
+
+    For a body the caller has already parsed (the batch extractor did): the
+    same answer without parsing the JSON a second time.
+    """
+    if max_length <= 0 or not isinstance(body, bytes | bytearray) or not body:
+        return None
+    if not _is_json(body, content_type):
         return None
     return message_from_document(document, max_length)
 

@@ -16,6 +16,8 @@ from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import Final, Literal, Protocol
 
+from requests.structures import CaseInsensitiveDict
+
 __all__ = [
     "EPOCH_MILLISECONDS_THRESHOLD",
     "EPOCH_SECONDS_THRESHOLD",
@@ -23,7 +25,9 @@ __all__ = [
     "Headers",
     "RateLimit",
     "ResetUnit",
+    "header_value",
     "parse_ratelimit",
+    "ratelimit_fields",
     "ratelimit_wait_seconds",
     "request_id",
     "retry_after_seconds",
@@ -77,10 +81,22 @@ class RateLimit:
     reset_seconds: float | None
 
 
+def header_value(headers: Headers, name: str) -> object:
+    """``headers.get(name)``, without the ``Mapping.get`` detour for requests' headers."""
+    cls: type = type(headers)
+    if cls is CaseInsensitiveDict:
+        # What CaseInsensitiveDict.get answers: it keeps (name, value) pairs
+        # under lower-cased names in ``_store``.
+        store: dict[str, tuple[str, object]] = headers._store  # type: ignore[attr-defined]
+        entry = store.get(name.lower())
+        return None if entry is None else entry[1]
+    return headers.get(name)
+
+
 def _value(headers: Headers, name: str) -> str | None:
     """The header's value, stripped; ``None`` if absent or implausibly long."""
     try:
-        raw = headers.get(name)
+        raw = header_value(headers, name)
     except Exception:  # noqa: BLE001 - a broken headers object must not break the call
         return None
     if isinstance(raw, bytes):
@@ -96,6 +112,8 @@ def _number_text(headers: Headers, name: str) -> str | None:
     value = _value(headers, name)
     if not value:
         return None
+    if len(value) <= 18 and value.isdigit() and value.isascii():
+        return value  # the common case, and what the pattern below gives for it
     match = _LEADING_NUMBER_RE.match(value)
     return match.group(1) if match else None
 
@@ -186,10 +204,21 @@ def parse_ratelimit(
     including ``-1``, ``1e3`` and ``12.5``, is ``None``); the reset comes from
     ``ratelimit_wait_seconds``.
     """
-    return RateLimit(
-        limit=_int(headers, _LIMIT),
-        remaining=_int(headers, _REMAINING),
-        reset_seconds=ratelimit_wait_seconds(headers, now=now, reset_unit=reset_unit),
+    return RateLimit(*ratelimit_fields(headers, now, reset_unit))
+
+
+def ratelimit_fields(
+    headers: Headers, now: float, reset_unit: ResetUnit | str
+) -> tuple[int | None, int | None, float | None]:
+    """``parse_ratelimit`` as a plain ``(limit, remaining, reset_seconds)`` tuple.
+
+    For the response hook, which runs on every response: building the frozen
+    ``RateLimit`` costs about a microsecond.
+    """
+    return (
+        _int(headers, _LIMIT),
+        _int(headers, _REMAINING),
+        ratelimit_wait_seconds(headers, now=now, reset_unit=reset_unit),
     )
 
 
@@ -204,7 +233,7 @@ def request_id(headers: Headers, names: Sequence[str], max_length: int = 128) ->
         return None
     for name in names:
         try:
-            raw = headers.get(name)
+            raw = header_value(headers, name)
         except Exception:  # noqa: BLE001 - a broken headers object must not break the call
             return None
         if isinstance(raw, bytes):

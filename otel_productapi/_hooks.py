@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
 import requests
 from opentelemetry.metrics import MeterProvider
@@ -35,9 +35,14 @@ from opentelemetry.trace import Span, Status, StatusCode, get_current_span
 from requests.adapters import HTTPAdapter
 
 from otel_productapi import _names as n
-from otel_productapi._body import BatchExtractor, error_message, parse_json
+from otel_productapi._body import (
+    BatchExtractor,
+    error_message,
+    error_message_of_document,
+    parse_json,
+)
 from otel_productapi._context import RESEND_COUNT
-from otel_productapi._headers import parse_ratelimit, request_id
+from otel_productapi._headers import header_value, ratelimit_fields, request_id
 from otel_productapi._metrics import ProductApiMetrics, metrics_for
 from otel_productapi._scrub import scrub_text
 from otel_productapi._settings import ProductApiSettings, load_settings
@@ -232,14 +237,14 @@ class _Hooks:
         if classification is not None or status in _BATCH_STATUSES:
             body = self._loaded_body(response)
             if body is not None:
-                if status in _BATCH_STATUSES:
-                    self._batch_outcome(attrs, call, status, body)
-                if recording and classification is not None and self._capture_message:
-                    message = error_message(
-                        body, content_type=headers.get("Content-Type"), max_length=self._message_max
-                    )
-                    if message:
-                        attrs[n.ATTR_ERROR_MESSAGE] = message
+                self._body_attributes(
+                    attrs,
+                    call,
+                    status,
+                    body,
+                    headers=headers,
+                    message=recording and classification is not None,
+                )
         if not recording:
             return
         rid = request_id(headers, self._request_id_names, max_length=self._request_id_max)
@@ -250,6 +255,35 @@ class _Hooks:
         elif attrs:
             span.set_attributes(attrs)
 
+    def _body_attributes(
+        self,
+        attrs: dict[str, str | bool | int | float],
+        call: _Call,
+        status: int,
+        body: bytes,
+        *,
+        headers: Mapping[str, str],
+        message: bool,
+    ) -> None:
+        # The JSON is parsed once: by the batch extractor's caller when it runs
+        # (202/422), else by error_message.
+        parsed = status in _BATCH_STATUSES and self._batch is not None
+        document = parse_json(body, self._max_body) if parsed else None
+        if parsed:
+            self._batch_outcome(attrs, call, status, document)
+        if not (message and self._capture_message):
+            return
+        # Passed on as it is, like headers.get() would be (only its lookup is faster).
+        content_type = cast("str | None", header_value(headers, "Content-Type"))
+        if parsed:
+            text = error_message_of_document(
+                body, document, content_type=content_type, max_length=self._message_max
+            )
+        else:
+            text = error_message(body, content_type=content_type, max_length=self._message_max)
+        if text:
+            attrs[n.ATTR_ERROR_MESSAGE] = text
+
     def _rate_limit(
         self,
         attrs: dict[str, str | bool | int | float],
@@ -257,9 +291,9 @@ class _Hooks:
         headers: Mapping[str, str],
         recording: bool,
     ) -> None:
-        rate = parse_ratelimit(headers, now=_now(), reset_unit=self._reset_unit)
-        limit = _count(rate.limit)
-        remaining = _count(rate.remaining)
+        raw_limit, raw_remaining, reset = ratelimit_fields(headers, _now(), self._reset_unit)
+        limit = _count(raw_limit)
+        remaining = _count(raw_remaining)
         if limit is not None or remaining is not None:
             self._metrics.record_ratelimit(call.template, call.server, limit, remaining)
         if not recording:
@@ -268,8 +302,7 @@ class _Hooks:
             attrs[n.ATTR_RATELIMIT_LIMIT] = limit
         if remaining is not None:
             attrs[n.ATTR_RATELIMIT_REMAINING] = remaining
-        reset = rate.reset_seconds
-        if isinstance(reset, int | float) and math.isfinite(reset):
+        if isinstance(reset, (int, float)) and math.isfinite(reset):
             attrs[n.ATTR_RATELIMIT_RESET] = max(float(reset), 0.0)
 
     def _loaded_body(self, response: requests.Response) -> bytes | None:
@@ -284,12 +317,9 @@ class _Hooks:
         return content
 
     def _batch_outcome(
-        self, attrs: dict[str, str | bool | int | float], call: _Call, status: int, body: bytes
+        self, attrs: dict[str, str | bool | int | float], call: _Call, status: int, document: object
     ) -> None:
-        if self._batch is None:
-            return
-        document = parse_json(body, self._max_body)
-        if document is None:
+        if self._batch is None or document is None:
             return
         outcome = self._batch(document, status)
         if outcome is None:
@@ -498,20 +528,17 @@ def _method(method: str | None) -> str:
     return upper if upper in _KNOWN_METHODS else "_OTHER"
 
 
-_RATELIMIT_KEYS: Final = (
-    "x-ratelimit-limit",
-    "x-ratelimit-remaining",
-    "x-ratelimit-reset",
-    "retry-after",
-)
-
-
 def _may_have_ratelimit(headers: object) -> bool:
     """Cheap pre-check: parsing the rate-limit headers of every response is not free."""
     # requests' CaseInsensitiveDict keeps lower-cased names in ``_store``.
     store = getattr(headers, "_store", None)
     if isinstance(store, dict):
-        return any(key in store for key in _RATELIMIT_KEYS)
+        return (
+            "x-ratelimit-limit" in store
+            or "x-ratelimit-remaining" in store
+            or "x-ratelimit-reset" in store
+            or "retry-after" in store
+        )
     return True
 
 

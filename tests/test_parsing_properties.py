@@ -12,15 +12,19 @@ from urllib.parse import quote, urlencode
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from requests.structures import CaseInsensitiveDict
 
+from otel_productapi import _headers
 from otel_productapi._body import (
     BatchOutcome,
     default_batch_extractor,
     error_message,
+    error_message_of_document,
     parse_json,
 )
 from otel_productapi._headers import (
     MAX_WAIT_SECONDS,
+    header_value,
     parse_ratelimit,
     ratelimit_wait_seconds,
     request_id,
@@ -257,3 +261,49 @@ def test_templated_segments_never_keep_what_scrub_text_would_change(segment: str
     route = RouteTemplater().template(f"/v1/{segment}")
     kept = route.removeprefix("/v1/")
     assert kept in PLACEHOLDERS or scrub_text(kept) == kept
+
+
+# --- Fast paths answer as the general code does ---------------------------------
+
+
+@FAST
+@given(header_dicts, st.sampled_from([*HEADER_NAMES, "x-ratelimit-limit", "RETRY-AFTER"]))
+def test_header_value_answers_as_get(headers: dict[str, str], name: str) -> None:
+    """The direct look-up in requests' headers gives what their get() gives."""
+    case_insensitive = CaseInsensitiveDict(headers)
+    assert case_insensitive.get(name) == header_value(case_insensitive, name)
+    assert headers.get(name) == header_value(headers, name)
+
+
+@FAST
+@given(header_dicts, RESET_UNITS)
+def test_rate_limits_read_alike_from_requests_headers_and_dicts(
+    headers: dict[str, str], unit: str
+) -> None:
+    """A plain dict with the canonical names and requests' headers parse alike."""
+    canonical = {name: headers[name] for name in HEADER_NAMES if name in headers}
+    expected = parse_ratelimit(canonical, now=NOW, reset_unit=unit)
+    assert expected == parse_ratelimit(CaseInsensitiveDict(canonical), now=NOW, reset_unit=unit)
+
+
+@FAST
+@given(bodies, content_types, st.integers(min_value=-1, max_value=300))
+def test_message_of_a_parsed_document_is_the_message_of_the_body(
+    body: bytes, content_type: str | None, max_length: int
+) -> None:
+    """Reusing parse_json's document gives exactly error_message's answer."""
+    expected = error_message(body, content_type=content_type, max_length=max_length)
+    document = parse_json(body, len(body) + 1)
+    assert expected == error_message_of_document(
+        body, document, content_type=content_type, max_length=max_length
+    )
+
+
+@FAST
+@given(numberish | st.integers(min_value=0, max_value=10**20).map(str))
+def test_number_fast_path_agrees_with_the_pattern(value: str) -> None:
+    """Plain digit strings skip the pattern and still read as the pattern reads them."""
+    stripped = value.strip()
+    match = _headers._LEADING_NUMBER_RE.match(stripped) if len(value) <= 64 else None
+    expected = match.group(1) if stripped and match else None
+    assert expected == _headers._number_text({"X": value}, "X")
