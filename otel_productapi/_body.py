@@ -49,9 +49,20 @@ def parse_json(body: bytes, max_bytes: int) -> object | None:
 
 def _is_json(body: bytes | bytearray, content_type: str | None) -> bool:
     if content_type:
-        media = content_type.split(";", 1)[0].strip().lower()
-        return media == "application/json" or media.endswith("+json")
+        known = _json_types.get(content_type)
+        if known is None:
+            media = content_type.split(";", 1)[0].strip().lower()
+            known = media == "application/json" or media.endswith("+json")
+            if len(_json_types) >= _JSON_TYPES_CACHE_SIZE:
+                _json_types.clear()
+            _json_types[content_type] = known
+        return known
     return body.lstrip()[:1] == b"{"
+
+
+# A service sends a handful of distinct Content-Type values; bounded anyway.
+_JSON_TYPES_CACHE_SIZE: Final = 64
+_json_types: dict[str, bool] = {}
 
 
 def _clean(text: str, max_length: int) -> str | None:
@@ -73,12 +84,16 @@ def message_from_document(document: object, max_length: int) -> str | None:
     """
     if max_length <= 0 or not isinstance(document, Mapping):
         return None
-    candidates: list[object] = [document.get("message")]
+    # The candidates in order, each looked up only if the previous ones fail.
+    candidate = document.get("message")
+    if isinstance(candidate, str) and candidate.strip():
+        return _clean(candidate, max_length)
     error = document.get("error")
     if isinstance(error, Mapping):
-        candidates.append(error.get("message"))
-    candidates.extend((error, document.get("detail")))
-    for candidate in candidates:
+        candidate = error.get("message")
+        if isinstance(candidate, str) and candidate.strip():
+            return _clean(candidate, max_length)
+    for candidate in (error, document.get("detail")):
         if isinstance(candidate, str) and candidate.strip():
             return _clean(candidate, max_length)
     return None

@@ -61,6 +61,7 @@ _NANP_PHONE_RE: Final = re.compile(
 )
 _PHONE_PIECE_RE: Final = re.compile(r"\+?[ .\-]?(?:\(\d+\)|\d+)")
 _DIGITS3_RE: Final = re.compile(r"\d{3}")
+_DIGIT_RE: Final = re.compile(r"\d")
 _HEXDIGITS: Final = frozenset("0123456789abcdefABCDEF")
 
 
@@ -119,6 +120,10 @@ def scrub_text(text: str) -> str:
         text = _AUTH_RE.sub(_auth_placeholder, text)
     if "eyJ" in text:
         text = _JWT_RE.sub(TOKEN, text)
+    # Secrets (see _is_secret) and phone numbers all contain a digit; most
+    # error messages do not.
+    if _DIGIT_RE.search(text) is None:
+        return text
     if len(text) >= 32:
         text = _SECRET_RE.sub(_secret_placeholder, text)
     if "+" in text:

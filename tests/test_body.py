@@ -7,6 +7,7 @@ import types
 
 import pytest
 
+from otel_productapi import _body as body_module
 from otel_productapi import _names as n
 from otel_productapi._body import (
     BatchOutcome,
@@ -281,3 +282,12 @@ def test_load_batch_extractor_wraps_import_time_errors(monkeypatch: pytest.Monke
     monkeypatch.setattr("importlib.import_module", exploding_import)
     with pytest.raises(ValueError, match="boom in mymod"):
         load_batch_extractor("mymod:f")
+
+
+def test_content_type_verdicts_are_cached_within_a_bound() -> None:
+    """Thousands of distinct Content-Type values leave a small, bounded cache."""
+    for i in range(1000):
+        assert error_message(
+            b'{"message": "x"}', content_type=f"application/v{i}+json", max_length=10
+        )
+    assert len(body_module._json_types) <= body_module._JSON_TYPES_CACHE_SIZE
