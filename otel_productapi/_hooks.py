@@ -477,23 +477,20 @@ def _split_url(url: str) -> tuple[str, str] | None:
     start = url.find("://")
     if start < 0:
         return None
-    start += 3
-    end = len(url)
-    for mark in "/?#":
-        found = url.find(mark, start, end)
-        if found != -1:
-            end = found
-    hostport = url[start:end].rpartition("@")[2]
+    # Authority up to the first "/", "?" or "#"; path up to the first "?" or "#".
+    match = _AUTHORITY_PATH.match(url, start + 3)
+    if match is None:  # pragma: no cover - both groups match the empty string
+        return None
+    hostport, path = match.groups()
+    hostport = hostport.rpartition("@")[2]
     if hostport.startswith("["):
         host = hostport[1 : hostport.find("]")]
     else:
         host = hostport.partition(":")[0]
-    path_end = len(url)
-    for mark in "?#":
-        found = url.find(mark, end, path_end)
-        if found != -1:
-            path_end = found
-    return host.lower(), url[end:path_end] or "/"
+    return host.lower(), path or "/"
+
+
+_AUTHORITY_PATH: Final = re.compile(r"([^/?#]*)([^?#]*)")
 
 
 # What could make ``redact_url`` change a URL: userinfo ("@"), a query or
