@@ -27,10 +27,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+
+from otel_productapi.testing._loopback import LoopbackServer
 
 __all__ = [
     "OtlpSink",
@@ -112,57 +114,28 @@ def decode_traces(payload: bytes) -> list[ReceivedSpan]:
     return spans
 
 
-class OtlpSink:
+class OtlpSink(LoopbackServer):
     """A minimal OTLP/HTTP (protobuf) receiver on 127.0.0.1 that keeps the spans.
 
     Metrics and logs are accepted and counted, not decoded.
     """
 
+    _thread_name = "otlp-sink"
+
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.Lock()
         self._spans: list[ReceivedSpan] = []
         self._other_exports = 0
         self._listeners: list[Callable[[list[ReceivedSpan]], None]] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> OtlpSink:
-        """Serve in a background thread; returns ``self``."""
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _sink_handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; safe to call twice."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> OtlpSink:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _sink_handler(self)
 
     @property
     def endpoint(self) -> str:
         """Base URL to export to, e.g. ``http://127.0.0.1:4318`` (no path)."""
-        if self._server is None:
-            raise RuntimeError("OtlpSink is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def spans(self) -> list[ReceivedSpan]:

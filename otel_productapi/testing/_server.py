@@ -17,16 +17,16 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl, urlsplit
+
+from otel_productapi.testing._loopback import LoopbackServer
 
 __all__ = [
     "ROUTE_TEMPLATES",
@@ -131,7 +131,7 @@ class _Incoming:
     params: dict[str, str]
 
 
-class FakeProductApi:
+class FakeProductApi(LoopbackServer):
     """A simulated Product API on ``127.0.0.1``, for tests and the demo.
 
     Use it as a context manager (or call ``start``/``stop``)::
@@ -150,6 +150,8 @@ class FakeProductApi:
         retry_after: The ``Retry-After`` seconds sent with a 429.
     """
 
+    _thread_name = "fake-product-api"
+
     def __init__(
         self,
         *,
@@ -159,7 +161,7 @@ class FakeProductApi:
         reset_format: ResetFormat = "delta",
         retry_after: int = 1,
     ) -> None:
-        self._port = port
+        super().__init__(port=port)
         self._rate_limit = rate_limit
         self._window = window_seconds
         self._reset_format: ResetFormat = reset_format
@@ -172,56 +174,11 @@ class FakeProductApi:
         self._errors = itertools.count()
         self._window_start = time.monotonic()
         self._used_in_window = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # --- lifecycle -------------------------------------------------------------
-
-    def start(self) -> FakeProductApi:
-        """Bind and serve in a background thread; returns ``self``."""
-        if self._server is not None:
-            return self
-        server = _QuietServer(("127.0.0.1", self._port), _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-product-api",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port. Safe to call twice."""
-        server, thread = self._server, self._thread
-        self._server, self._thread = None, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> FakeProductApi:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     # --- what tests use ----------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The bound port (the server must be started)."""
-        if self._server is None:
-            raise RuntimeError("FakeProductApi is not started")
-        return int(self._server.server_address[1])
 
     @property
     def host(self) -> str:
@@ -463,17 +420,6 @@ def _handler_for(api: FakeProductApi) -> type[BaseHTTPRequestHandler]:
         fake = api
 
     return Handler
-
-
-class _QuietServer(ThreadingHTTPServer):
-    """A threaded server that does not print a client hanging up as an error."""
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that closes an unread streamed response resets the
-        # connection: expected in tests, noise on stderr.
-        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
-            return
-        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
