@@ -99,6 +99,10 @@ def _value(headers: Headers, name: str) -> str | None:
         raw = header_value(headers, name)
     except Exception:  # noqa: BLE001 - a broken headers object must not break the call
         return None
+    return _stripped(raw)
+
+
+def _stripped(raw: object) -> str | None:
     if isinstance(raw, bytes):
         raw = raw.decode("latin-1")
     if not isinstance(raw, str) or len(raw) > _MAX_VALUE_LENGTH:
@@ -109,11 +113,18 @@ def _value(headers: Headers, name: str) -> str | None:
 def _number_text(headers: Headers, name: str) -> str | None:
     """The leading number of a numeric header. Some gateways send a list such
     as ``100, 100;w=60`` (the IETF draft's form); its first element counts."""
-    value = _value(headers, name)
+    try:
+        raw = header_value(headers, name)
+    except Exception:  # noqa: BLE001 - a broken headers object must not break the call
+        return None
+    if raw is None:
+        return None
+    if type(raw) is str and 0 < len(raw) <= 18 and raw.isdigit() and raw.isascii():
+        # The common case (nothing to strip), and what the pattern below gives for it.
+        return raw
+    value = _stripped(raw)
     if not value:
         return None
-    if len(value) <= 18 and value.isdigit() and value.isascii():
-        return value  # the common case, and what the pattern below gives for it
     match = _LEADING_NUMBER_RE.match(value)
     return match.group(1) if match else None
 
