@@ -175,7 +175,7 @@ class _Hooks:
             method = request.method
             if method not in _KNOWN_METHODS:
                 method = _method(method)
-            template = self._templater.template(path)
+            template = self._templater.path_template(path)
             call = _Call(self, span, method, template, host)
             setattr(request, _STATE_ATTR, call)
             _CURRENT.set(call)

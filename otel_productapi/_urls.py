@@ -272,7 +272,7 @@ class RouteTemplater:
             that is not a whole ``{name}`` segment.
     """
 
-    __slots__ = ("_cached", "_templates", "templates")
+    __slots__ = ("_by_head", "_cached", "_digits_are_ids", "_templates", "templates")
 
     def __init__(self, templates: Iterable[str] = ()) -> None:
         parsed = [(t, _parse_template(t)) for t in templates]
@@ -282,6 +282,13 @@ class RouteTemplater:
             sorted(parsed, key=lambda item: -sum(s is not None for s in item[1]))
         )
         self._cached = functools.lru_cache(maxsize=_CACHE_SIZE)(self._template)
+        # When no configured template has an all-digit literal segment, an
+        # all-digit last segment gives the same route whatever its value, so
+        # ``path_template`` caches the route by what comes before it.
+        self._digits_are_ids = not any(
+            p is not None and p.isdigit() for _, pattern in parsed for p in pattern
+        )
+        self._by_head: dict[str, str] = {}
 
     def _template(self, path: str) -> str:
         segments = path[1:].split("/") if path.startswith("/") else path.split("/")
@@ -290,12 +297,43 @@ class RouteTemplater:
                 p is None or p == s for p, s in zip(pattern, segments, strict=True)
             ):
                 return text[:MAX_TEMPLATE_LENGTH]
-        result = "/" + "/".join([_template_segment(s) if s else s for s in segments])
+        # _template_segment's two fast answers (an id, a cached literal) inlined:
+        # this runs for every new path.
+        kept = _kept.get
+        result = "/" + "/".join(
+            [
+                (ID if s.isdigit() else (kept(s) or _template_segment(s))) if s else s
+                for s in segments
+            ]
+        )
         return result[:MAX_TEMPLATE_LENGTH]
 
     def template(self, path: str) -> str:
         """The route of ``path`` (a path, or a whole URL whose path is used)."""
-        return self._cached(_path_only(path))
+        if "?" in path or "#" in path or len(path) > _MAX_PATH_INPUT or "://" in path[:16]:
+            path = _path_only(path)
+        return self._cached(path)
+
+    def path_template(self, path: str) -> str:
+        """``template(path)`` for a path without query or fragment, faster for ids.
+
+        A path ending in an all-digit segment (``/v1/items/12345``) is answered
+        from a cache keyed by the rest of the path (``_CACHE_SIZE`` entries,
+        then it starts over), so distinct ids cost one look-up.
+        """
+        head, _, last = path.rpartition("/")
+        if not (last.isdigit() and self._digits_are_ids) or "://" in path[:16]:
+            return self.template(path)
+        by_head = self._by_head
+        known = by_head.get(head)
+        if known is None:
+            if len(path) > _MAX_PATH_INPUT:
+                return self.template(path)
+            known = self.template(path)
+            if len(by_head) >= _CACHE_SIZE:
+                by_head.clear()
+            by_head[head] = known
+        return known
 
     def __repr__(self) -> str:
         return f"RouteTemplater({list(self.templates)!r})"

@@ -322,3 +322,32 @@ def test_redaction_fast_path_is_only_taken_when_redaction_changes_nothing(url: s
     assert split is not None
     if not _hooks._may_need_redaction(url, split[1]):
         assert redact_url(url) == url
+
+
+_PATHS = st.builds(
+    lambda segments, tail: "/" + "/".join(segments) + tail,
+    st.lists(
+        st.one_of(
+            st.sampled_from(["v1", "users", "items", "123", "", "x:", "1234"]),
+            st.text(st.sampled_from("ab1:/._-~%@+"), max_size=6),
+        ),
+        max_size=5,
+    ),
+    st.one_of(st.just(""), st.integers(0, 10**15).map(lambda i: f"/{i}")),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    paths=st.lists(_PATHS, min_size=1, max_size=6),
+    templates=st.sampled_from(
+        [(), ("/v1/users/{id}",), ("/v1/users/123",), ("/v1/{a}/{b}", "/v1/items/1234")]
+    ),
+)
+def test_path_template_agrees_with_template(paths: list[str], templates: tuple[str, ...]) -> None:
+    """The id-tail cache of path_template never answers differently from template."""
+    from otel_productapi._urls import RouteTemplater
+
+    fast, reference = RouteTemplater(templates), RouteTemplater(templates)
+    for path in paths + paths:
+        assert fast.path_template(path) == reference.template(path)
