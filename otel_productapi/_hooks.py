@@ -69,6 +69,7 @@ _KNOWN_METHODS: Final = frozenset(
 _BATCH_STATUSES: Final = frozenset({202, 422})
 _STATE_ATTR: Final = "_otel_productapi_call"
 _MAX_HOST_CACHE: Final = 1024
+_MAX_ROUTE_CACHE: Final = 1024
 
 #: Clock for rate-limit resets sent as epoch times; tests patch it.
 _now: Callable[[], float] = time.time
@@ -142,10 +143,12 @@ class _Hooks:
         self._reset_unit = settings.ratelimit_reset_unit
         self._url_keys = _url_keys_from_env()
         self._hosts: dict[str, bool] = {}
+        #: URL up to its last "/" -> _route_of's answer (see there).
+        self._routes: dict[str, tuple[str, str, bool]] = {}
 
     # --- request phase ------------------------------------------------------
 
-    def request_hook(self, span: Span, request: requests.PreparedRequest) -> None:  # noqa: PLR0912 - flat on purpose (hot path)
+    def request_hook(self, span: Span, request: requests.PreparedRequest) -> None:
         """Start a Product API call: template, span name, redacted URL, state."""
         # One flat function: this runs on every request, between hundreds of
         # microseconds of other code, where each call and look-up is costly.
@@ -153,29 +156,22 @@ class _Hooks:
             url = request.url
             if not url:
                 return
-            start = url.find("://")
-            if start < 0:
-                return
-            # _split_url, inlined.
-            hostport, path = _AUTHORITY_PATH_MATCH(url, start + 3).groups()  # type: ignore[union-attr]
-            if "@" in hostport:
-                hostport = hostport.rpartition("@")[2]
-            if hostport[:1] == "[":
-                host = hostport[1 : hostport.find("]")].lower()
+            # A URL ending in an ASCII id is answered by what comes before the
+            # id (see _route_of); any other URL takes the general path.
+            head, _, last = url.rpartition("/")
+            route = self._routes.get(head) if last.isdigit() and last.isascii() else None
+            if route is None:
+                route = self._route_of(url, last)
+                if route is None:
+                    return
+                host, template, redact = route
             else:
-                host = hostport.partition(":")[0].lower()
-            if not host:
-                return
-            known = self._hosts.get(host)
-            if known is None:
-                known = self._is_product_host(host)
-            if not known:
-                return
-            path = path or "/"
+                host, template, redact = route
+                # What the id itself adds to the redaction pre-check.
+                redact = redact or len(last) >= _LONG_RUN_LENGTH or len(url) > MAX_URL_LENGTH
             method = request.method
             if method not in _KNOWN_METHODS:
                 method = _method(method)
-            template = self._templater.path_template(path)
             call = _Call(self, span, method, template, host)
             setattr(request, _STATE_ATTR, call)
             _CURRENT.set(call)
@@ -183,7 +179,6 @@ class _Hooks:
                 return
             span.update_name(f"{'HTTP' if method == '_OTHER' else method} {template}")
             resend = RESEND_COUNT.get()
-            redact = _may_need_redaction(url, path)
             if not redact and resend <= 0:
                 span.set_attribute(n.ATTR_URL_TEMPLATE, template)
                 return
@@ -197,6 +192,46 @@ class _Hooks:
             span.set_attributes(attrs)
         except Exception as exc:  # noqa: BLE001 - telemetry must never break the call
             _log_failure("request", exc)
+
+    def _route_of(self, url: str, last: str) -> tuple[str, str, bool] | None:
+        """``(host, template, redaction pre-check)`` of a URL, or None if not ours.
+
+        When the URL has no query or fragment and its path ends in an ASCII
+        id (``last``), the answer holds for every URL that differs only in
+        that id, but for the pre-check's id length and URL length: it is
+        cached by the text before the id (``_MAX_ROUTE_CACHE`` entries, then
+        the cache starts over). test_hooks_properties checks cached answers
+        against this function.
+        """
+        start = url.find("://")
+        if start < 0:
+            return None
+        host, path = _split_at(url, start)
+        if not host:
+            return None
+        known = self._hosts.get(host)
+        if known is None:
+            known = self._is_product_host(host)
+        if not known:
+            return None
+        template = self._templater.path_template(path)
+        redact = _may_need_redaction(url, path)
+        route = (host, template, redact)
+        if (
+            last.isdigit()
+            and last.isascii()
+            and len(last) < _LONG_RUN_LENGTH
+            and len(url) <= MAX_URL_LENGTH
+            and path.endswith("/" + last)
+            and "?" not in url
+            and "#" not in url
+            and self._templater.digits_are_ids
+        ):
+            routes = self._routes
+            if len(routes) >= _MAX_ROUTE_CACHE:
+                routes.clear()
+            routes[url[: -len(last) - 1]] = route
+        return route
 
     def _is_product_host(self, host: str) -> bool:
         known = self._hosts.get(host)
@@ -493,16 +528,16 @@ def _split_url(url: str) -> tuple[str, str] | None:
     start = url.find("://")
     if start < 0:
         return None
+    return _split_at(url, start)
+
+
+def _split_at(url: str, start: int) -> tuple[str, str]:
+    """``_split_url`` once ``start`` (where ``://`` is) is known."""
     # Authority up to the first "/", "?" or "#"; path up to the first "?" or "#".
-    match = _AUTHORITY_PATH.match(url, start + 3)
-    if match is None:  # pragma: no cover - both groups match the empty string
-        return None
-    hostport, path = match.groups()
-    hostport = hostport.rpartition("@")[2]
-    if hostport.startswith("["):
-        host = hostport[1 : hostport.find("]")]
-    else:
-        host = hostport.partition(":")[0]
+    hostport, path = _AUTHORITY_PATH_MATCH(url, start + 3).groups()  # type: ignore[union-attr]
+    if "@" in hostport:
+        hostport = hostport.rpartition("@")[2]
+    host = hostport[1 : hostport.find("]")] if hostport[:1] == "[" else hostport.partition(":")[0]
     return host.lower(), path or "/"
 
 
@@ -517,6 +552,7 @@ _AUTHORITY_PATH_MATCH: Final = _AUTHORITY_PATH.match
 # 415-555-0100). A URL with none of these is recorded as the instrumentation
 # already has it; test_hooks_properties checks that redact_url agrees.
 _PLAIN_URL: Final = re.compile(r"[A-Za-z0-9/._~:\-]*")
+_LONG_RUN_LENGTH: Final = 12
 _LONG_RUN: Final = re.compile(r"[A-Za-z0-9_.\-]{12}")
 
 

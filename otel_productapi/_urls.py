@@ -272,7 +272,7 @@ class RouteTemplater:
             that is not a whole ``{name}`` segment.
     """
 
-    __slots__ = ("_by_head", "_cached", "_digits_are_ids", "_templates", "templates")
+    __slots__ = ("_by_head", "_cached", "_templates", "digits_are_ids", "templates")
 
     def __init__(self, templates: Iterable[str] = ()) -> None:
         parsed = [(t, _parse_template(t)) for t in templates]
@@ -284,8 +284,9 @@ class RouteTemplater:
         self._cached = functools.lru_cache(maxsize=_CACHE_SIZE)(self._template)
         # When no configured template has an all-digit literal segment, an
         # all-digit last segment gives the same route whatever its value, so
-        # ``path_template`` caches the route by what comes before it.
-        self._digits_are_ids = not any(
+        # ``path_template`` caches the route by what comes before it (and so
+        # may the hooks).
+        self.digits_are_ids: bool = not any(
             p is not None and p.isdigit() for _, pattern in parsed for p in pattern
         )
         self._by_head: dict[str, str] = {}
@@ -322,7 +323,7 @@ class RouteTemplater:
         then it starts over), so distinct ids cost one look-up.
         """
         head, _, last = path.rpartition("/")
-        if not (last.isdigit() and self._digits_are_ids) or "://" in path[:16]:
+        if not (last.isdigit() and self.digits_are_ids) or "://" in path[:16]:
             return self.template(path)
         by_head = self._by_head
         known = by_head.get(head)

@@ -351,3 +351,57 @@ def test_path_template_agrees_with_template(paths: list[str], templates: tuple[s
     fast, reference = RouteTemplater(templates), RouteTemplater(templates)
     for path in paths + paths:
         assert fast.path_template(path) == reference.template(path)
+
+
+_URL_PREFIXES = st.just(f"http://{HOST}/v1/items") | st.builds(
+    lambda base, segments: f"http://{base}/" + "/".join(segments),
+    st.sampled_from([HOST, "API.product.test:8443", "u:p@api.product.test", "other.test"]),
+    st.lists(
+        st.one_of(
+            st.sampled_from(["v1", "items", "eyJhbGciOi", "abcdefghijkl", "", "a?b", "x#"]),
+            st.text(st.sampled_from("ab1:._-~%@"), max_size=5),
+        ),
+        max_size=4,
+    ),
+)
+_URL_TAILS = st.sampled_from(
+    ["", "/7", "/42", "/12345678901", "/123456789012", "/1" + "0" * 39, "/0x", "/\u00b2", "?q=/5"]
+)
+
+
+@functools.cache
+def _route_metrics() -> Any:
+    from otel_productapi._metrics import metrics_for
+
+    return metrics_for(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+
+
+def _hook_outcome(hooks: Any, tracer: Any, url: str) -> tuple[str, dict[str, Any]]:
+    request = requests.PreparedRequest()
+    request.method = "GET"
+    request.url = url
+    with tracer.start_as_current_span("GET", attributes={n.ATTR_HTTP_URL_OLD: url}) as span:
+        hooks.request_hook(span, request)
+        return span.name, dict(span.attributes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prefixes=st.lists(_URL_PREFIXES, min_size=1, max_size=3),
+    tails=st.lists(_URL_TAILS, min_size=1, max_size=5),
+    templates=st.sampled_from([(), ("/v1/items/{id}",), ("/v1/items/42",)]),
+    padding=st.sampled_from([0, 2001, 2013]),
+)
+def test_route_cache_gives_what_a_cold_hook_gives(
+    prefixes: list[str], tails: list[str], templates: tuple[str, ...], padding: int
+) -> None:
+    """Spans tagged from the per-prefix route cache match those of a hook with no cache."""
+    tracer = TracerProvider().get_tracer("test")
+    settings_ = load_settings(hosts=[HOST], route_templates=list(templates))
+    warm = _hooks._Hooks(settings_, _route_metrics())
+    pad = "/pp" * (padding // 3)
+    # The padding goes right after the host, to bring URLs near MAX_URL_LENGTH.
+    urls = [prefix[:8] + prefix[8:].replace("/", pad + "/", 1) for prefix in prefixes]
+    for url in [prefix + tail for prefix in urls for tail in tails + tails]:
+        cold = _hooks._Hooks(settings_, _route_metrics())
+        assert _hook_outcome(warm, tracer, url) == _hook_outcome(cold, tracer, url)
