@@ -33,6 +33,7 @@ import requests
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, Status, StatusCode, get_current_span
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from otel_productapi import _names as n
 from otel_productapi._body import (
@@ -136,6 +137,7 @@ class _Hooks:
         self._templater = settings.route_templater()
         self._batch: BatchExtractor | None = settings.resolved_batch_extractor()
         self._request_id_names = tuple(settings.request_id_headers)
+        self._request_id_lower = tuple(name.lower() for name in self._request_id_names)
         self._request_id_max = settings.request_id_max_length
         self._capture_message = settings.capture_message
         self._message_max = settings.message_max_length
@@ -265,6 +267,47 @@ class _Hooks:
             self._metrics.count_request(
                 call.method, call.template, call.server, status, classification
             )
+            headers = response.headers
+            if (
+                classification is None
+                and status not in _BATCH_STATUSES
+                and type(headers) is CaseInsensitiveDict
+            ):
+                # The usual success, inlined: _on_response would only look for
+                # rate limits (none here) and set the request id.
+                store: dict[str, tuple[str, object]] = headers._store  # type: ignore[attr-defined]
+                if not (
+                    "x-ratelimit-limit" in store
+                    or "x-ratelimit-remaining" in store
+                    or "x-ratelimit-reset" in store
+                    or "retry-after" in store
+                ):
+                    if not span.is_recording():
+                        return
+                    for name in self._request_id_lower:
+                        entry = store.get(name)
+                        if entry is not None:
+                            break
+                    else:
+                        return
+                    raw = entry[1]
+                    # What request_id returns for a clean value (printable
+                    # ASCII, short enough, no surrounding spaces); else ask it.
+                    if not (
+                        type(raw) is str
+                        and raw
+                        and len(raw) <= self._request_id_max
+                        and raw.isascii()
+                        and raw.isprintable()
+                        and raw[0] != " "
+                        and raw[-1] != " "
+                    ):
+                        raw = request_id(
+                            headers, self._request_id_names, max_length=self._request_id_max
+                        )
+                    if raw:
+                        span.set_attribute(n.ATTR_REQUEST_ID, raw)
+                    return
             self._on_response(span, call, response, classification)
         except Exception as exc:  # noqa: BLE001 - telemetry must never break the call
             _log_failure("response", exc)

@@ -324,7 +324,7 @@ def test_redaction_fast_path_is_only_taken_when_redaction_changes_nothing(url: s
         assert redact_url(url) == url
 
 
-_PATHS = st.builds(
+_TEMPLATE_PATHS = st.builds(
     lambda segments, tail: "/" + "/".join(segments) + tail,
     st.lists(
         st.one_of(
@@ -339,7 +339,7 @@ _PATHS = st.builds(
 
 @settings(max_examples=500, deadline=None)
 @given(
-    paths=st.lists(_PATHS, min_size=1, max_size=6),
+    paths=st.lists(_TEMPLATE_PATHS, min_size=1, max_size=6),
     templates=st.sampled_from(
         [(), ("/v1/users/{id}",), ("/v1/users/123",), ("/v1/{a}/{b}", "/v1/items/1234")]
     ),
@@ -405,3 +405,28 @@ def test_route_cache_gives_what_a_cold_hook_gives(
     for url in [prefix + tail for prefix in urls for tail in tails + tails]:
         cold = _hooks._Hooks(settings_, _route_metrics())
         assert _hook_outcome(warm, tracer, url) == _hook_outcome(cold, tracer, url)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    status=st.sampled_from([200, 201, 204, 302, 404, 429]),
+    value=st.one_of(
+        _HEADER_VALUES,
+        st.sampled_from(
+            ["", " ", "req-1", " req-1", "req-1 ", "r" * 24, "r" * 25, "r\u00e9", "\tr"]
+        ),
+    ),
+    other=st.sampled_from([{}, {"Retry-After": "5"}, {"X-RateLimit-Limit": "10"}]),
+)
+def test_request_id_on_the_span_is_what_request_id_reads(
+    status: int, value: str, other: dict[str, str]
+) -> None:
+    """The response hook's inlined success path records what request_id() would."""
+    from otel_productapi._headers import request_id
+
+    headers = {"X-Request-Id": value, **other}
+    expected = request_id(
+        CaseInsensitiveDict(headers), ("X-Request-Id",), max_length=REQUEST_ID_MAX
+    )
+    span = _call(_rig(), "/v1/things/1", "GET", _response(status, headers, b"", True))
+    assert (span.attributes or {}).get(n.ATTR_REQUEST_ID) == expected
