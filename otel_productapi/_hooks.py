@@ -71,6 +71,9 @@ _BATCH_STATUSES: Final = frozenset({202, 422})
 _STATE_ATTR: Final = "_otel_productapi_call"
 _MAX_HOST_CACHE: Final = 1024
 _MAX_ROUTE_CACHE: Final = 1024
+_MAX_MESSAGE_CACHE: Final = 256
+_MAX_CACHED_BODY: Final = 1024
+_MISSING: Final = object()
 
 #: Clock for rate-limit resets sent as epoch times; tests patch it.
 _now: Callable[[], float] = time.time
@@ -145,6 +148,8 @@ class _Hooks:
         self._reset_unit = settings.ratelimit_reset_unit
         self._url_keys = _url_keys_from_env()
         self._hosts: dict[str, bool] = {}
+        #: (error body, Content-Type) -> error_message's answer (see _body_attributes).
+        self._messages: dict[tuple[bytes, str | None], str | None] = {}
         #: URL up to its last "/" -> _route_of's answer (see there).
         self._routes: dict[str, tuple[str, str, bool]] = {}
 
@@ -373,6 +378,17 @@ class _Hooks:
             text = error_message_of_document(
                 body, document, content_type=content_type, max_length=self._message_max
             )
+        elif len(body) <= _MAX_CACHED_BODY and (content_type is None or type(content_type) is str):
+            # Error bodies repeat (every 429 of an API says the same thing):
+            # the answer is cached per (body, Content-Type), bounded.
+            key = (body, content_type)
+            messages = self._messages
+            text = messages.get(key, _MISSING)  # type: ignore[arg-type]
+            if text is _MISSING:
+                text = error_message(body, content_type=content_type, max_length=self._message_max)
+                if len(messages) >= _MAX_MESSAGE_CACHE:
+                    messages.clear()
+                messages[key] = text
         else:
             text = error_message(body, content_type=content_type, max_length=self._message_max)
         if text:

@@ -430,3 +430,21 @@ def test_request_id_on_the_span_is_what_request_id_reads(
     )
     span = _call(_rig(), "/v1/things/1", "GET", _response(status, headers, b"", True))
     assert (span.attributes or {}).get(n.ATTR_REQUEST_ID) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=_BODIES,
+    content_type=st.sampled_from([None, "application/json", "text/plain", "application/x+json"]),
+)
+def test_cached_error_message_is_what_error_message_reads(
+    body: bytes, content_type: str | None
+) -> None:
+    """A repeated error body gets, from the cache, the message error_message() gives."""
+    from otel_productapi._body import error_message
+
+    expected = error_message(body, content_type=content_type, max_length=MESSAGE_MAX)
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    for _ in range(2):
+        span = _call(_rig(), "/v1/things/1", "GET", _response(404, headers, body, True))
+        assert (span.attributes or {}).get(n.ATTR_ERROR_MESSAGE) == (expected or None)
