@@ -444,6 +444,8 @@ def test_cached_error_message_is_what_error_message_reads(
     from otel_productapi._body import error_message
 
     expected = error_message(body, content_type=content_type, max_length=MESSAGE_MAX)
+    if len(body) > MAX_BODY:  # the hook does not look at bodies this large
+        expected = None
     headers = {} if content_type is None else {"Content-Type": content_type}
     for _ in range(2):
         span = _call(_rig(), "/v1/things/1", "GET", _response(404, headers, body, True))
