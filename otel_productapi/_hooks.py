@@ -578,20 +578,13 @@ def remove_adapter_patch() -> None:
 # --- small helpers ----------------------------------------------------------
 
 
-def _split_url(url: str) -> tuple[str, str] | None:
-    """``(host, path)`` of an absolute URL, lower-cased host, like ``urlsplit``.
+def _split_at(url: str, start: int) -> tuple[str, str]:
+    """``(host, path)`` of a URL whose ``://`` is at ``start``, like ``urlsplit``.
 
+    Lower-cased host, path without query or fragment (``/`` when empty).
     Hand-written because ``urlsplit`` costs several microseconds on URLs it
     has not cached, and every request has a new URL (ids in the path).
     """
-    start = url.find("://")
-    if start < 0:
-        return None
-    return _split_at(url, start)
-
-
-def _split_at(url: str, start: int) -> tuple[str, str]:
-    """``_split_url`` once ``start`` (where ``://`` is) is known."""
     # Authority up to the first "/", "?" or "#"; path up to the first "?" or "#".
     hostport, path = _AUTHORITY_PATH_MATCH(url, start + 3).groups()  # type: ignore[union-attr]
     if "@" in hostport:
@@ -620,7 +613,7 @@ def _may_need_redaction(url: str, path: str) -> bool:
 
     Args:
         url: The whole URL.
-        path: Its path, from ``_split_url``.
+        path: Its path, from ``_split_at``.
     """
     start = url.find("://")
     return (
