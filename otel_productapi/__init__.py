@@ -14,7 +14,7 @@ import importlib
 import typing
 from importlib.metadata import PackageNotFoundError, version
 
-from otel_productapi._status_table import (
+from otel_productapi._core.status import (
     IDEMPOTENT_METHODS,
     STATUS_TABLE,
     Classification,
@@ -24,9 +24,9 @@ from otel_productapi._status_table import (
 )
 
 if typing.TYPE_CHECKING:
-    from otel_productapi._hooks import ProductApiHooks, make_hooks
-    from otel_productapi._instrument import instrument, uninstrument
-    from otel_productapi._settings import ProductApiSettings, SettingsError
+    from otel_productapi._adapters.requests.hooks import ProductApiHooks, make_hooks
+    from otel_productapi._adapters.requests.instrument import instrument, uninstrument
+    from otel_productapi._telemetry.settings import ProductApiSettings, SettingsError
 
 try:
     __version__ = version("otel-productapi")
@@ -53,12 +53,12 @@ __all__ = [
 # this package in every process where it is installed, and requests,
 # OpenTelemetry and pydantic are not free to import.
 _LAZY: dict[str, str] = {
-    "ProductApiHooks": "otel_productapi._hooks",
-    "make_hooks": "otel_productapi._hooks",
-    "instrument": "otel_productapi._instrument",
-    "uninstrument": "otel_productapi._instrument",
-    "ProductApiSettings": "otel_productapi._settings",
-    "SettingsError": "otel_productapi._settings",
+    "ProductApiHooks": "otel_productapi._adapters.requests.hooks",
+    "make_hooks": "otel_productapi._adapters.requests.hooks",
+    "instrument": "otel_productapi._adapters.requests.instrument",
+    "uninstrument": "otel_productapi._adapters.requests.instrument",
+    "ProductApiSettings": "otel_productapi._telemetry.settings",
+    "SettingsError": "otel_productapi._telemetry.settings",
 }
 
 

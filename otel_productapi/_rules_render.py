@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import yaml
 
-from otel_productapi import _names as n
+from otel_productapi._core import names as n
 from otel_productapi._rules_settings import RulesSettings, format_duration
 
 __all__ = ["RULE_FILES", "render_rules"]

@@ -16,7 +16,7 @@ from typing import Final, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from otel_productapi._names import ENV_PREFIX
+from otel_productapi._core.names import ENV_PREFIX
 
 __all__ = [
     "DEFAULT_RUNBOOK_URL",

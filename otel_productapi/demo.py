@@ -46,7 +46,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import SpanKind
 
-from otel_productapi import _names as n
+from otel_productapi._core import names as n
 
 __all__ = ["add_arguments", "run"]
 
@@ -247,7 +247,7 @@ class _Demo:
 
     def run(self) -> int:
         from otel_productapi import instrument, uninstrument  # noqa: PLC0415 - after arg parsing
-        from otel_productapi._settings import load_settings  # noqa: PLC0415
+        from otel_productapi._telemetry.settings import load_settings  # noqa: PLC0415
         from otel_productapi.testing import ROUTE_TEMPLATES, FakeProductApi  # noqa: PLC0415
 
         workdir = Path(self.stack.enter_context(tempfile.TemporaryDirectory(prefix="productapi-")))

@@ -24,9 +24,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_productapi import _names as n
 from otel_productapi import instrument, uninstrument
-from otel_productapi._settings import ProductApiSettings, load_settings
+from otel_productapi._core import names as n
+from otel_productapi._telemetry.settings import ProductApiSettings, load_settings
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Span
 
-from otel_productapi import _auto
-from otel_productapi import _names as n
-from otel_productapi._hooks import make_hooks, remove_adapter_patch
+from otel_productapi._adapters.requests import auto as _auto
+from otel_productapi._adapters.requests.hooks import make_hooks, remove_adapter_patch
+from otel_productapi._core import names as n
 from otel_productapi.testing import ROUTE_TEMPLATES, FakeProductApi
 
 USER = "/v1/projects/p1/users/u1"
@@ -85,7 +85,7 @@ def test_pre_instrument_never_raises(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(_auto, "_wrap_requests_instrumentor", boom)
-    with caplog.at_level(logging.WARNING, logger="otel_productapi._auto"):
+    with caplog.at_level(logging.WARNING, logger="otel_productapi._adapters.requests.auto"):
         _auto.pre_instrument(unexpected="argument")
     assert "zero-code set-up failed" in caplog.text
 
@@ -98,9 +98,9 @@ def test_hooks_that_fail_to_build_leave_the_call_alone(
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise ValueError("PRODUCTAPI_OTEL_SOMETHING is invalid")
 
-    monkeypatch.setattr("otel_productapi._hooks.make_hooks", broken)
+    monkeypatch.setattr("otel_productapi._adapters.requests.hooks.make_hooks", broken)
     theirs = {"request_hook": print, "excluded_urls": "health"}
-    with caplog.at_level(logging.WARNING, logger="otel_productapi._auto"):
+    with caplog.at_level(logging.WARNING, logger="otel_productapi._adapters.requests.auto"):
         assert _auto._with_our_hooks(theirs) is theirs
     assert "could not build" in caplog.text
     assert not _auto.hooks_composed()

@@ -7,9 +7,9 @@ import types
 
 import pytest
 
-from otel_productapi import _body as body_module
-from otel_productapi import _names as n
-from otel_productapi._body import (
+from otel_productapi._core import body as body_module
+from otel_productapi._core import names as n
+from otel_productapi._core.body import (
     BatchOutcome,
     default_batch_extractor,
     error_message,
@@ -251,19 +251,19 @@ def test_default_batch_extractor(
 
 def test_load_batch_extractor_imports_the_function() -> None:
     """'module:function' resolves to that function."""
-    loaded = load_batch_extractor("otel_productapi._body:default_batch_extractor")
+    loaded = load_batch_extractor("otel_productapi._core.body:default_batch_extractor")
     assert loaded is default_batch_extractor
 
 
 @pytest.mark.parametrize(
     ("message", "path"),
     [
-        ("must look like", "otel_productapi._body"),
+        ("must look like", "otel_productapi._core.body"),
         ("must look like", ":f"),
         ("must look like", "mod:"),
         ("cannot import", "no_such_module_xyz:f"),
-        ("has no attribute", "otel_productapi._body:no_such_function"),
-        ("not callable", "otel_productapi._body:BATCH_LIST_KEYS"),
+        ("has no attribute", "otel_productapi._core.body:no_such_function"),
+        ("not callable", "otel_productapi._core.body:BATCH_LIST_KEYS"),
     ],
     ids=["no-colon", "no-module", "no-function", "missing-module", "missing-attr", "not-callable"],
 )

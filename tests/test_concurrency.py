@@ -11,7 +11,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request as WzRequest
 from werkzeug import Response as WzResponse
 
-from otel_productapi import _names as n
+from otel_productapi._core import names as n
 
 THREADS = 16
 CALLS_PER_THREAD = 25

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_productapi import _names as n
+from otel_productapi._core import names as n
 
 
 def _demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_productapi import _names
+from otel_productapi._core import names as _names
 
 DOC = (Path(__file__).parent.parent / "docs" / "telemetry.md").read_text(encoding="utf-8")
 
@@ -34,7 +34,7 @@ def test_every_telemetry_name_is_documented(name: str) -> None:
 
 def test_every_instrumentation_setting_is_documented() -> None:
     """Each PRODUCTAPI_OTEL_* variable of the instrumentation settings appears in the doc."""
-    from otel_productapi._settings import ProductApiSettings
+    from otel_productapi._telemetry.settings import ProductApiSettings
 
     missing = [
         f"{_names.ENV_PREFIX}{field.upper()}"

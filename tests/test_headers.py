@@ -8,7 +8,7 @@ from email.utils import format_datetime
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from otel_productapi._headers import (
+from otel_productapi._core.headers import (
     MAX_WAIT_SECONDS,
     RateLimit,
     parse_ratelimit,

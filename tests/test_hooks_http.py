@@ -19,9 +19,9 @@ from requests.adapters import HTTPAdapter
 from werkzeug import Request as WzRequest
 from werkzeug import Response as WzResponse
 
-from otel_productapi import _hooks
-from otel_productapi import _names as n
-from otel_productapi._context import RESEND_COUNT
+from otel_productapi._adapters.requests import hooks as _hooks
+from otel_productapi._core import names as n
+from otel_productapi._telemetry.context import RESEND_COUNT
 
 PATH = "/v1/things"
 

@@ -19,9 +19,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from requests.structures import CaseInsensitiveDict
 
-from otel_productapi import _hooks, make_hooks
-from otel_productapi import _names as n
-from otel_productapi._settings import load_settings
+from otel_productapi import make_hooks
+from otel_productapi._adapters.requests import hooks as _hooks
+from otel_productapi._core import names as n
+from otel_productapi._telemetry.settings import load_settings
 
 HOST = "api.product.test"
 MESSAGE_MAX = 40
@@ -316,7 +317,7 @@ _PLAIN_URLS = st.builds(
 @given(url=st.one_of(_PLAIN_URLS, _URLS))
 def test_redaction_fast_path_is_only_taken_when_redaction_changes_nothing(url: str) -> None:
     """Whenever the hooks skip redact_url, redact_url would have returned the URL unchanged."""
-    from otel_productapi._urls import redact_url
+    from otel_productapi._core.urls import redact_url
 
     _, path = _hooks._split_at(url, url.find("://"))
     if not _hooks._may_need_redaction(url, path):
@@ -345,7 +346,7 @@ _TEMPLATE_PATHS = st.builds(
 )
 def test_path_template_agrees_with_template(paths: list[str], templates: tuple[str, ...]) -> None:
     """The id-tail cache of path_template never answers differently from template."""
-    from otel_productapi._urls import RouteTemplater
+    from otel_productapi._core.urls import RouteTemplater
 
     fast, reference = RouteTemplater(templates), RouteTemplater(templates)
     for path in paths + paths:
@@ -370,7 +371,7 @@ _URL_TAILS = st.sampled_from(
 
 @functools.cache
 def _route_metrics() -> Any:
-    from otel_productapi._metrics import metrics_for
+    from otel_productapi._telemetry.metrics import metrics_for
 
     return metrics_for(MeterProvider(metric_readers=[InMemoryMetricReader()]))
 
@@ -421,7 +422,7 @@ def test_request_id_on_the_span_is_what_request_id_reads(
     status: int, value: str, other: dict[str, str]
 ) -> None:
     """The response hook's inlined success path records what request_id() would."""
-    from otel_productapi._headers import request_id
+    from otel_productapi._core.headers import request_id
 
     headers = {"X-Request-Id": value, **other}
     expected = request_id(
@@ -440,7 +441,7 @@ def test_cached_error_message_is_what_error_message_reads(
     body: bytes, content_type: str | None
 ) -> None:
     """A repeated error body gets, from the cache, the message error_message() gives."""
-    from otel_productapi._body import error_message
+    from otel_productapi._core.body import error_message
 
     expected = error_message(body, content_type=content_type, max_length=MESSAGE_MAX)
     if len(body) > MAX_BODY:  # the hook does not look at bodies this large

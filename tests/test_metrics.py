@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import Telemetry
 
-from otel_productapi import _metrics
-from otel_productapi import _names as n
-from otel_productapi._status_table import classify_status
+from otel_productapi._core import names as n
+from otel_productapi._core.status import classify_status
+from otel_productapi._telemetry import metrics as _metrics
 
 
 def test_one_aggregator_and_one_set_of_retry_counters_per_provider(telemetry: Telemetry) -> None:

@@ -14,15 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
 
-from otel_productapi import _headers
-from otel_productapi._body import (
+from otel_productapi._core import headers as _headers
+from otel_productapi._core.body import (
     BatchOutcome,
     default_batch_extractor,
     error_message,
     error_message_of_document,
     parse_json,
 )
-from otel_productapi._headers import (
+from otel_productapi._core.headers import (
     MAX_WAIT_SECONDS,
     header_value,
     parse_ratelimit,
@@ -30,8 +30,8 @@ from otel_productapi._headers import (
     request_id,
     retry_after_seconds,
 )
-from otel_productapi._scrub import scrub_text
-from otel_productapi._urls import (
+from otel_productapi._core.scrub import scrub_text
+from otel_productapi._core.urls import (
     MAX_TEMPLATE_LENGTH,
     MAX_URL_LENGTH,
     HostMatcher,

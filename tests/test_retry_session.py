@@ -15,8 +15,8 @@ from conftest import Telemetry
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
-from otel_productapi import _names as n
-from otel_productapi._settings import ProductApiSettings
+from otel_productapi._core import names as n
+from otel_productapi._telemetry.settings import ProductApiSettings
 from otel_productapi.retry import RetryBudget, RetryingSession, RetryPolicy
 from otel_productapi.testing import ROUTE_TEMPLATES, FakeProductApi, FakeResponse
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from apps._run import ZERO_CODE_APP, run_instrumented
 
-from otel_productapi import _names as n
+from otel_productapi._core import names as n
 from otel_productapi.testing import ROUTE_TEMPLATES, FakeProductApi
 from otel_productapi.testing._collector import OtlpSink, ReceivedSpan, Rotel, rotel_with_sink
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from otel_productapi._scrub import scrub_text
+from otel_productapi._core.scrub import scrub_text
 
 
 @pytest.mark.parametrize(

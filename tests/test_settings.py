@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from otel_productapi._body import default_batch_extractor
-from otel_productapi._settings import ProductApiSettings, SettingsError, load_settings
+from otel_productapi._core.body import default_batch_extractor
+from otel_productapi._telemetry.settings import ProductApiSettings, SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -58,9 +58,9 @@ def test_defaults() -> None:
         ),
         ({"request_id_max_length": 1}, "REQUEST_ID_MAX_LENGTH", "1"),
         (
-            {"batch_extractor": "otel_productapi._body:default_batch_extractor"},
+            {"batch_extractor": "otel_productapi._core.body:default_batch_extractor"},
             "BATCH_EXTRACTOR",
-            "otel_productapi._body:default_batch_extractor",
+            "otel_productapi._core.body:default_batch_extractor",
         ),
     ],
     ids=lambda v: v if isinstance(v, str) and v.isupper() else "",

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from otel_productapi import _names as n
-from otel_productapi._status_table import (
+from otel_productapi._core import names as n
+from otel_productapi._core.status import (
     IDEMPOTENT_METHODS,
     STATUS_TABLE,
     TransportFailure,

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from otel_productapi._status_table import TransportFailure
-from otel_productapi._transport import transport_failure_of
+from otel_productapi._adapters.requests.transport import transport_failure_of
+from otel_productapi._core.status import TransportFailure
 
 LOOPBACK = "127.0.0.1"
 

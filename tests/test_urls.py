@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from otel_productapi import _urls
-from otel_productapi._urls import (
+from otel_productapi._core import urls as _urls
+from otel_productapi._core.urls import (
     MAX_TEMPLATE_LENGTH,
     MAX_URL_LENGTH,
     REDACTED,

@@ -29,19 +29,19 @@ import requests
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.util.types import Attributes
 
-from otel_productapi import _names as n
-from otel_productapi._budget import RetryBudget
-from otel_productapi._context import RESEND_COUNT
-from otel_productapi._headers import ratelimit_wait_seconds, retry_after_seconds
-from otel_productapi._metrics import RetryInstruments, create_retry_instruments
-from otel_productapi._retry_policy import RetryPolicy
-from otel_productapi._settings import ProductApiSettings, load_settings
-from otel_productapi._status_table import (
+from otel_productapi._adapters.requests.transport import transport_failure_of
+from otel_productapi._core import names as n
+from otel_productapi._core.headers import ratelimit_wait_seconds, retry_after_seconds
+from otel_productapi._core.status import (
     Classification,
     classify_status,
     classify_transport_failure,
 )
-from otel_productapi._transport import transport_failure_of
+from otel_productapi._telemetry.context import RESEND_COUNT
+from otel_productapi._telemetry.metrics import RetryInstruments, create_retry_instruments
+from otel_productapi._telemetry.settings import ProductApiSettings, load_settings
+from otel_productapi.retry.budget import RetryBudget
+from otel_productapi.retry.policy import RetryPolicy
 
 __all__ = ["RetryingSession"]
 

@@ -120,7 +120,7 @@ def _with_our_hooks(kwargs: dict[str, Any]) -> dict[str, Any]:
         if _is_ours(kwargs.get("request_hook")) or _is_ours(kwargs.get("response_hook")):
             _composed = True
             return kwargs  # the programmatic instrument() already passed ours
-        from otel_productapi._hooks import make_hooks  # noqa: PLC0415 - heavy, and may fail
+        from otel_productapi._adapters.requests.hooks import make_hooks  # noqa: PLC0415 - heavy, and may fail
 
         ours = make_hooks(meter_provider=kwargs.get("meter_provider"))
         composed = {
@@ -146,7 +146,7 @@ def _is_ours(hook: object) -> bool:
         return True
     # Bound methods of the hooks object that make_hooks() builds.
     owner = getattr(hook, "__self__", None)
-    return type(owner).__module__ == "otel_productapi._hooks"
+    return type(owner).__module__ == "otel_productapi._adapters.requests.hooks"
 
 
 def _compose(ours: Hook, theirs: object) -> Hook:

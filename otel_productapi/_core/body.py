@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol, cast
 
-from otel_productapi import _names as n
-from otel_productapi._scrub import scrub_text
+from otel_productapi._core import names as n
+from otel_productapi._core.scrub import scrub_text
 
 __all__ = [
     "BATCH_LIST_KEYS",

@@ -35,25 +35,25 @@ from opentelemetry.trace import Span, Status, StatusCode, get_current_span
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from otel_productapi import _names as n
-from otel_productapi._body import (
+from otel_productapi._adapters.requests.transport import transport_failure_of
+from otel_productapi._core import names as n
+from otel_productapi._core.body import (
     BatchExtractor,
     error_message,
     error_message_of_document,
     parse_json,
 )
-from otel_productapi._context import RESEND_COUNT
-from otel_productapi._headers import header_value, ratelimit_fields, request_id
-from otel_productapi._metrics import ProductApiMetrics, metrics_for
-from otel_productapi._scrub import scrub_text
-from otel_productapi._settings import ProductApiSettings, load_settings
-from otel_productapi._status_table import (
+from otel_productapi._core.headers import header_value, ratelimit_fields, request_id
+from otel_productapi._core.scrub import scrub_text
+from otel_productapi._core.status import (
     Classification,
     classify_status,
     classify_transport_failure,
 )
-from otel_productapi._transport import transport_failure_of
-from otel_productapi._urls import MAX_URL_LENGTH, redact_url
+from otel_productapi._core.urls import MAX_URL_LENGTH, redact_url
+from otel_productapi._telemetry.context import RESEND_COUNT
+from otel_productapi._telemetry.metrics import ProductApiMetrics, metrics_for
+from otel_productapi._telemetry.settings import ProductApiSettings, load_settings
 
 __all__ = ["ProductApiHooks", "make_hooks"]
 

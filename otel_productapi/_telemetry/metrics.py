@@ -27,8 +27,8 @@ from opentelemetry.metrics import (
 )
 from opentelemetry.util.types import Attributes
 
-from otel_productapi import _names as n
-from otel_productapi._status_table import Classification, classify_status
+from otel_productapi._core import names as n
+from otel_productapi._core.status import Classification, classify_status
 
 __all__ = [
     "ProductApiMetrics",

@@ -18,8 +18,8 @@ from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from otel_productapi._hooks import make_hooks, remove_adapter_patch
-from otel_productapi._settings import ProductApiSettings, load_settings
+from otel_productapi._adapters.requests.hooks import make_hooks, remove_adapter_patch
+from otel_productapi._telemetry.settings import ProductApiSettings, load_settings
 
 __all__ = ["instrument", "is_instrumented", "uninstrument"]
 
@@ -107,7 +107,7 @@ def _zero_code_composed() -> bool:
     """True when the zero-code entry point put our hooks into RequestsInstrumentor."""
     # Both: the wrapper is in place, and it actually added our hooks (building
     # them can fail on a bad setting and leave spans untagged).
-    from otel_productapi._auto import _WRAPPED_MARK, hooks_composed  # noqa: PLC0415 - stdlib-only
+    from otel_productapi._adapters.requests.auto import _WRAPPED_MARK, hooks_composed  # noqa: PLC0415 - stdlib-only
 
     wrapped = hasattr(RequestsInstrumentor.__dict__.get("_instrument"), _WRAPPED_MARK)
     return wrapped and hooks_composed()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Final
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from otel_productapi._scrub import EMAIL, PHONE, TOKEN, scrub_text
+from otel_productapi._core.scrub import EMAIL, PHONE, TOKEN, scrub_text
 
 __all__ = [
     "ID",

@@ -13,10 +13,10 @@ from typing import Annotated, Any, Final
 from pydantic import Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from otel_productapi import _names as n
-from otel_productapi._body import BatchExtractor, default_batch_extractor, load_batch_extractor
-from otel_productapi._headers import ResetUnit
-from otel_productapi._urls import HostMatcher, RouteTemplater
+from otel_productapi._core import names as n
+from otel_productapi._core.body import BatchExtractor, default_batch_extractor, load_batch_extractor
+from otel_productapi._core.headers import ResetUnit
+from otel_productapi._core.urls import HostMatcher, RouteTemplater
 
 __all__ = ["ProductApiSettings", "SettingsError", "load_settings"]
 

@@ -22,7 +22,7 @@ import enum
 from dataclasses import dataclass
 from typing import Final
 
-from otel_productapi import _names as n
+from otel_productapi._core import names as n
 
 __all__ = [
     "IDEMPOTENT_METHODS",

@@ -14,8 +14,8 @@ CLIENT span with ``http.request.resend_count`` set from the second attempt.
 
 from __future__ import annotations
 
-from otel_productapi._budget import RetryBudget
-from otel_productapi._retry_policy import Jitter, RetryPolicy
-from otel_productapi._retry_session import RetryingSession
+from otel_productapi.retry.budget import RetryBudget
+from otel_productapi.retry.policy import Jitter, RetryPolicy
+from otel_productapi.retry.session import RetryingSession
 
 __all__ = ["Jitter", "RetryBudget", "RetryPolicy", "RetryingSession"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import requests
 from urllib3 import exceptions as u3
 
-from otel_productapi._status_table import TransportFailure
+from otel_productapi._core.status import TransportFailure
 
 __all__ = ["transport_failure_of"]
 
