@@ -25,7 +25,7 @@ from otel_productapi._core.status import (
 
 if typing.TYPE_CHECKING:
     from otel_productapi._adapters.requests.hooks import ProductApiHooks, make_hooks
-    from otel_productapi._adapters.requests.instrument import instrument, uninstrument
+    from otel_productapi._instrument import instrument, uninstrument
     from otel_productapi._telemetry.settings import ProductApiSettings, SettingsError
 
 try:
@@ -55,8 +55,8 @@ __all__ = [
 _LAZY: dict[str, str] = {
     "ProductApiHooks": "otel_productapi._adapters.requests.hooks",
     "make_hooks": "otel_productapi._adapters.requests.hooks",
-    "instrument": "otel_productapi._adapters.requests.instrument",
-    "uninstrument": "otel_productapi._adapters.requests.instrument",
+    "instrument": "otel_productapi._instrument",
+    "uninstrument": "otel_productapi._instrument",
     "ProductApiSettings": "otel_productapi._telemetry.settings",
     "SettingsError": "otel_productapi._telemetry.settings",
 }

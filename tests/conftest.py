@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from otel_productapi import instrument, uninstrument
+from otel_productapi._adapters.requests.transport import ADAPTER_PATCH
 from otel_productapi._core import names as n
 from otel_productapi._telemetry.settings import ProductApiSettings, load_settings
 
@@ -43,6 +44,9 @@ def _clean_instrumentation(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             monkeypatch.delenv(name)
     yield
     uninstrument()
+    # make_hooks() holds the HTTPAdapter.send patch for good; give every share back.
+    while ADAPTER_PATCH.users:
+        ADAPTER_PATCH.release()
 
 
 Attrs = Mapping[str, Any]

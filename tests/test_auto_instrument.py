@@ -17,8 +17,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Span
 
-from otel_productapi._adapters.requests import auto as _auto
-from otel_productapi._adapters.requests.hooks import make_hooks, remove_adapter_patch
+from otel_productapi._adapters import zero_code
+from otel_productapi._adapters.requests import zero_code as requests_zero_code
+from otel_productapi._adapters.requests.hooks import make_hooks
+from otel_productapi._adapters.requests.transport import ADAPTER_PATCH
 from otel_productapi._core import names as n
 from otel_productapi.testing import ROUTE_TEMPLATES, FakeProductApi
 
@@ -27,19 +29,21 @@ BATCH = "/v1/projects/p1/events:batch"
 TEMPLATES = {"PRODUCTAPI_OTEL_ROUTE_TEMPLATES": ",".join(ROUTE_TEMPLATES)}
 
 
+REQUESTS = zero_code.TARGETS[0]
+
+
 def _is_wrapped() -> bool:
-    return hasattr(RequestsInstrumentor.__dict__["_instrument"], _auto._WRAPPED_MARK)
+    return hasattr(RequestsInstrumentor.__dict__["_instrument"], zero_code.WRAPPED_MARK)
 
 
 @pytest.fixture(autouse=True)
 def _restore_requests_instrumentor() -> Iterator[None]:
-    """Every test ends with requests uninstrumented and our wrapper removed."""
+    """Every test ends with requests uninstrumented and our wrappers removed."""
     yield
     instrumentor = RequestsInstrumentor()
     if instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.uninstrument()
-    _auto._unwrap_requests_instrumentor()
-    remove_adapter_patch()
+    zero_code.unwrap(REQUESTS)
 
 
 # --- in process: the wrapper itself --------------------------------------------------
@@ -47,7 +51,7 @@ def _restore_requests_instrumentor() -> Iterator[None]:
 
 def test_pre_instrument_wraps_without_instrumenting() -> None:
     """pre_instrument wraps RequestsInstrumentor._instrument but does not instrument requests."""
-    _auto.pre_instrument()
+    zero_code.pre_instrument()
     assert _is_wrapped()
     assert not RequestsInstrumentor().is_instrumented_by_opentelemetry
 
@@ -55,11 +59,13 @@ def test_pre_instrument_wraps_without_instrumenting() -> None:
 def test_pre_instrument_twice_wraps_once() -> None:
     """A second call finds the wrapper and leaves it; one unwrap restores the original."""
     original = RequestsInstrumentor.__dict__["_instrument"]
-    _auto.pre_instrument()
-    _auto.pre_instrument()
-    assert getattr(RequestsInstrumentor.__dict__["_instrument"], _auto._WRAPPED_MARK) is original
-    _auto._unwrap_requests_instrumentor()
+    original_undo = RequestsInstrumentor.__dict__["_uninstrument"]
+    zero_code.pre_instrument()
+    zero_code.pre_instrument()
+    assert getattr(RequestsInstrumentor.__dict__["_instrument"], zero_code.WRAPPED_MARK) is original
+    zero_code.unwrap(REQUESTS)
     assert RequestsInstrumentor.__dict__["_instrument"] is original
+    assert RequestsInstrumentor.__dict__["_uninstrument"] is original_undo
 
 
 @pytest.mark.parametrize(
@@ -72,7 +78,7 @@ def test_disabled_instrumentations_turn_us_off(
 ) -> None:
     """OTEL_PYTHON_DISABLED_INSTRUMENTATIONS naming requests, productapi or * means no wrapper."""
     monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", disabled)
-    _auto.pre_instrument()
+    zero_code.pre_instrument()
     assert not _is_wrapped()
 
 
@@ -81,38 +87,52 @@ def test_pre_instrument_never_raises(
 ) -> None:
     """Any failure is logged, never raised: it would stop every auto-instrumentation."""
 
-    def boom() -> None:
+    def boom(_target: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(_auto, "_wrap_requests_instrumentor", boom)
-    with caplog.at_level(logging.WARNING, logger="otel_productapi._adapters.requests.auto"):
-        _auto.pre_instrument(unexpected="argument")
-    assert "zero-code set-up failed" in caplog.text
+    monkeypatch.setattr(zero_code, "_wrap", boom)
+    with caplog.at_level(logging.WARNING, logger="otel_productapi"):
+        zero_code.pre_instrument(unexpected="argument")
+    assert "zero-code set-up for requests failed" in caplog.text
+
+
+def test_a_renamed_instrument_method_is_reported_not_silently_skipped(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """If contrib renames what we wrap, a warning says tagging is off and why."""
+    original = RequestsInstrumentor.__dict__["_instrument"]
+    monkeypatch.delattr(RequestsInstrumentor, "_instrument")
+    with caplog.at_level(logging.WARNING, logger="otel_productapi"):
+        zero_code.pre_instrument()
+    assert "RequestsInstrumentor has no _instrument/_uninstrument to wrap" in caplog.text
+    monkeypatch.setattr(RequestsInstrumentor, "_instrument", original)
+    assert not _is_wrapped()
 
 
 def test_hooks_that_fail_to_build_leave_the_call_alone(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """If our hooks cannot be built (e.g. a bad setting), the distro's kwargs pass unchanged."""
-
-    def broken(*_args: Any, **_kwargs: Any) -> Any:
-        raise ValueError("PRODUCTAPI_OTEL_SOMETHING is invalid")
-
-    monkeypatch.setattr("otel_productapi._adapters.requests.hooks.make_hooks", broken)
+    monkeypatch.setenv("PRODUCTAPI_OTEL_MESSAGE_MAX_LENGTH", "lots")
     theirs = {"request_hook": print, "excluded_urls": "health"}
-    with caplog.at_level(logging.WARNING, logger="otel_productapi._adapters.requests.auto"):
-        assert _auto._with_our_hooks(theirs) is theirs
+    with caplog.at_level(logging.WARNING, logger="otel_productapi"):
+        assert requests_zero_code.compose(theirs) is theirs
     assert "could not build" in caplog.text
-    assert not _auto.hooks_composed()
+    assert "PRODUCTAPI_OTEL_MESSAGE_MAX_LENGTH" in caplog.text
+    assert not requests_zero_code.carries_our_hooks()
 
 
 def test_our_hooks_are_never_added_twice() -> None:
-    """kwargs that already carry our hooks (the programmatic instrument()) pass unchanged."""
+    """kwargs that already carry our hooks (the programmatic instrument()) pass unchanged;
+    our hooks are recognised by their mark, not by the module that built them."""
     ours = make_hooks()
+    assert zero_code.is_ours(ours.request_hook)
     kwargs = {"request_hook": ours.request_hook, "response_hook": ours.response_hook}
-    assert _auto._with_our_hooks(kwargs) is kwargs
-    composed = _auto._with_our_hooks({"request_hook": print})
-    assert _auto._with_our_hooks(composed) is composed
+    assert requests_zero_code.compose(kwargs) is kwargs
+    composed = requests_zero_code.compose({"request_hook": print})
+    assert zero_code.is_ours(composed["request_hook"])
+    assert requests_zero_code.compose(composed) is composed
+    requests_zero_code.undone()
 
 
 def test_their_hooks_run_after_ours(fake_product_api: FakeProductApi) -> None:
@@ -132,7 +152,7 @@ def test_their_hooks_run_after_ours(fake_product_api: FakeProductApi) -> None:
         seen["class"] = span.attributes.get(n.ATTR_ERROR_CLASS)  # type: ignore[attr-defined]
         span.set_attribute("vendor.response_hook", True)
 
-    _auto.pre_instrument()
+    zero_code.pre_instrument()
     RequestsInstrumentor().instrument(
         tracer_provider=provider,
         request_hook=their_request_hook,
@@ -146,7 +166,20 @@ def test_their_hooks_run_after_ours(fake_product_api: FakeProductApi) -> None:
     assert attributes["vendor.response_hook"] is True
     assert attributes[n.ATTR_ERROR_CLASS] == n.CLASS_RATE_LIMITED
     assert seen == {"template": attributes[n.ATTR_URL_TEMPLATE], "class": n.CLASS_RATE_LIMITED}
-    assert _auto.hooks_composed()
+    assert requests_zero_code.carries_our_hooks()
+
+
+def test_undoing_the_zero_code_instrumentation_removes_its_adapter_patch(
+    fake_product_api: FakeProductApi,
+) -> None:
+    """When the distro's requests instrumentation is undone, the HTTPAdapter.send
+    patch zero-code installed goes with it."""
+    zero_code.pre_instrument()
+    RequestsInstrumentor().instrument()
+    assert ADAPTER_PATCH.installed
+    RequestsInstrumentor().uninstrument()
+    assert not ADAPTER_PATCH.installed
+    assert not requests_zero_code.carries_our_hooks()
 
 
 # --- out of process: opentelemetry-instrument, as users run it -----------------------

@@ -12,11 +12,17 @@ from otel_productapi._core import names as n
 from otel_productapi._core.body import (
     BatchOutcome,
     default_batch_extractor,
-    error_message,
+    json_document,
     load_batch_extractor,
     message_from_document,
     parse_json,
 )
+
+
+def error_message(body: bytes, *, content_type: str | None, max_length: int) -> str | None:
+    """What the tagger records for an error body: one parse, then the message."""
+    return message_from_document(json_document(body, content_type, 65536), max_length)
+
 
 # --- parse_json ----------------------------------------------------------------
 
@@ -290,4 +296,4 @@ def test_content_type_verdicts_are_cached_within_a_bound() -> None:
         assert error_message(
             b'{"message": "x"}', content_type=f"application/v{i}+json", max_length=10
         )
-    assert len(body_module._json_types) <= body_module._JSON_TYPES_CACHE_SIZE
+    assert len(body_module._json_types) <= body_module._json_types.max_size

@@ -27,7 +27,7 @@ def test_all_lists_every_public_member() -> None:
 
 def test_every_name_in_all_resolves() -> None:
     """Lazily imported names resolve to the objects of their modules."""
-    from otel_productapi._adapters.requests.instrument import instrument
+    from otel_productapi._instrument import instrument
 
     assert otel_productapi.instrument is instrument
     for name in otel_productapi.__all__:

@@ -10,8 +10,7 @@ from requests.structures import CaseInsensitiveDict
 
 from otel_productapi._core.headers import (
     MAX_WAIT_SECONDS,
-    RateLimit,
-    parse_ratelimit,
+    ratelimit_fields,
     ratelimit_wait_seconds,
     request_id,
     retry_after_seconds,
@@ -27,16 +26,17 @@ def headers(**values: str) -> CaseInsensitiveDict[str]:
 
 def test_full_ratelimit_headers() -> None:
     """Limit, remaining and a delta reset are read, case-insensitively."""
-    found = parse_ratelimit(
+    found = ratelimit_fields(
         headers(x_ratelimit_limit="100", X_RateLimit_Remaining="7", x_ratelimit_reset="30"),
-        now=NOW,
+        NOW,
+        "auto",
     )
-    assert RateLimit(limit=100, remaining=7, reset_seconds=30.0) == found
+    assert found == (100, 7, 30.0)
 
 
 def test_no_headers_means_nothing_known() -> None:
     """A response without rate-limit headers has every field None."""
-    assert RateLimit(None, None, None) == parse_ratelimit(headers(), now=NOW)
+    assert ratelimit_fields(headers(), NOW, "auto") == (None, None, None)
 
 
 @pytest.mark.parametrize(
@@ -74,8 +74,10 @@ def test_no_headers_means_nothing_known() -> None:
 )
 def test_limit_and_remaining_must_be_plain_counts(expected: int | None, value: str) -> None:
     """Only non-negative decimal integers below 10**18 are counts."""
-    found = parse_ratelimit(headers(x_ratelimit_limit=value, x_ratelimit_remaining=value), now=NOW)
-    assert (expected, expected) == (found.limit, found.remaining)
+    found = ratelimit_fields(
+        headers(x_ratelimit_limit=value, x_ratelimit_remaining=value), NOW, "auto"
+    )
+    assert (expected, expected) == (found[0], found[1])
 
 
 @pytest.mark.parametrize(
@@ -129,8 +131,8 @@ def test_invalid_reset_falls_back_to_retry_after(value: str) -> None:
 
 def test_reset_wins_over_retry_after() -> None:
     """The error page says to retry after X-RateLimit-Reset, so it is read first."""
-    found = parse_ratelimit(headers(x_ratelimit_reset="3", retry_after="99"), now=NOW)
-    assert found.reset_seconds == 3.0
+    found = ratelimit_fields(headers(x_ratelimit_reset="3", retry_after="99"), NOW, "auto")
+    assert found[2] == 3.0
 
 
 @pytest.mark.parametrize(
@@ -218,5 +220,5 @@ def test_request_id_non_positive_max_length() -> None:
 
 def test_plain_dict_headers_are_accepted() -> None:
     """A plain dict works, with exact-case keys."""
-    found = parse_ratelimit({"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "1"}, now=NOW)
-    assert RateLimit(5, 1, None) == found
+    found = ratelimit_fields({"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "1"}, NOW, "auto")
+    assert found == (5, 1, None)

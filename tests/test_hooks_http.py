@@ -19,8 +19,8 @@ from requests.adapters import HTTPAdapter
 from werkzeug import Request as WzRequest
 from werkzeug import Response as WzResponse
 
-from otel_productapi._adapters.requests import hooks as _hooks
 from otel_productapi._core import names as n
+from otel_productapi._telemetry import tagger as _tagger
 from otel_productapi._telemetry.context import RESEND_COUNT
 
 PATH = "/v1/things"
@@ -372,7 +372,7 @@ def test_rate_limit_headers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Limit, remaining and the reset (in any of its units) land on the span and the gauges."""
-    monkeypatch.setattr(_hooks, "_now", lambda: NOW)
+    monkeypatch.setattr(_tagger, "_now", lambda: NOW)
     telemetry.instrument(hosts=["127.0.0.1"])
     all_headers = {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "0", **headers}
     httpserver.expect_request(PATH).respond_with_data("", status=429, headers=all_headers)

@@ -6,8 +6,9 @@ import pytest
 from conftest import Telemetry
 
 from otel_productapi._core import names as n
-from otel_productapi._core.status import classify_status
+from otel_productapi._core.status import TransportFailure
 from otel_productapi._telemetry import metrics as _metrics
+from otel_productapi._telemetry.outcomes import FAILURE_OUTCOMES, outcome_of_status
 
 
 def test_one_aggregator_and_one_set_of_retry_counters_per_provider(telemetry: Telemetry) -> None:
@@ -28,29 +29,97 @@ def test_retry_counters_are_exported_under_their_names(telemetry: Telemetry) -> 
     assert telemetry.value(n.METRIC_RETRY_BUDGET_REFUSALS) == 1
 
 
-def test_series_past_the_limit_overflow_into_one(
+def test_past_the_fold_point_routes_fold_and_classes_stay_exact(
     telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Past MAX_SERIES, new series are counted under otel.metric.overflow, nothing is lost."""
-    monkeypatch.setattr(_metrics, "MAX_SERIES", 5)
+    """New routes past MAX_SERIES - FOLD_RESERVE are counted under url.template=_OTHER
+    with their method, status, class and retryability, so per-class totals stay exact."""
+    monkeypatch.setattr(_metrics, "MAX_SERIES", 20)
+    monkeypatch.setattr(_metrics, "FOLD_RESERVE", 6)
     metrics = _metrics.ProductApiMetrics(telemetry.meter_provider)
-    for i in range(20):
-        metrics.count_request("GET", f"/v1/route{i}", "api", 200, None)
+    for i in range(50):
+        status = 429 if i % 5 == 0 else 200
+        metrics.record_call("GET", f"/v1/route{i}", "api", outcome_of_status(status))
     series = telemetry.series(n.METRIC_CLIENT_REQUESTS)
-    assert len(series) <= 6
-    assert sum(v for _, v in series) == 20
-    assert (
-        {"otel.metric.overflow": True},
-        20 - sum(v for a, v in series if "otel.metric.overflow" not in a),
-    ) in series
+    assert len(series) <= 20
+    assert sum(v for _, v in series) == 50
+    assert telemetry.request_count(**{n.ATTR_ERROR_CLASS: n.CLASS_RATE_LIMITED}) == 10
+    folded = {
+        a[n.ATTR_HTTP_RESPONSE_STATUS_CODE]: v
+        for a, v in series
+        if a.get(n.ATTR_URL_TEMPLATE) == _metrics.FOLDED
+    }
+    kept = [a for a, v in series if a.get(n.ATTR_URL_TEMPLATE, "").startswith("/v1/route")]
+    assert {
+        a[n.ATTR_SERVER_ADDRESS] for a, _ in series if a.get(n.ATTR_URL_TEMPLATE) == "_OTHER"
+    } == {"_OTHER"}
+    # Routes 0..6 fill the 14 per-route series (with their zero-born 429/500
+    # series); the 43 calls to routes 7..49 are folded by status.
+    assert len(kept) == 14
+    assert len(series) == 16
+    assert folded == {200: 35, 429: 8}
+
+
+def test_zero_series_stop_at_half_the_table(
+    telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Series born at 0 (429, 500) are only made while the table is under half full,
+    so they never crowd out series of real calls."""
+    monkeypatch.setattr(_metrics, "MAX_SERIES", 20)
+    monkeypatch.setattr(_metrics, "FOLD_RESERVE", 2)
+    metrics = _metrics.ProductApiMetrics(telemetry.meter_provider)
+    for i in range(18):
+        metrics.record_call("GET", f"/v1/route{i}", "api", outcome_of_status(200))
+    series = telemetry.series(n.METRIC_CLIENT_REQUESTS)
+    zeros = [a for a, v in series if v == 0]
+    real_routes = [a for a, v in series if v == 1]
+    folded = [v for a, v in series if a.get(n.ATTR_URL_TEMPLATE) == _metrics.FOLDED]
+    # Routes 0..3 brought 2 zero series each (the table reached 10 of 20), routes
+    # 0..9 keep a series of their own, routes 10..17 are folded into one.
+    assert len(zeros) == 8
+    assert len(real_routes) == 10
+    assert folded == [8]
+    assert len(series) == 19
+
+
+def test_the_last_resort_is_the_sdk_overflow_series(
+    telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When even folded series fill the table, the rest go to otel.metric.overflow=true;
+    nothing is lost."""
+    monkeypatch.setattr(_metrics, "MAX_SERIES", 6)
+    monkeypatch.setattr(_metrics, "FOLD_RESERVE", 3)
+    metrics = _metrics.ProductApiMetrics(telemetry.meter_provider)
+    for status in range(200, 230):
+        metrics.record_call("GET", f"/v1/route{status}", "api", outcome_of_status(status))
+    series = telemetry.series(n.METRIC_CLIENT_REQUESTS)
+    # route200 with its two zero series, statuses 201 and 202 folded, 203..229 overflowed.
+    assert len(series) == 6
+    assert sum(v for _, v in series) == 30
+    assert ({"otel.metric.overflow": True}, 27) in series
+    folded = {
+        a[n.ATTR_HTTP_RESPONSE_STATUS_CODE]: v
+        for a, v in series
+        if a.get(n.ATTR_URL_TEMPLATE) == _metrics.FOLDED
+    }
+    assert folded == {201: 1, 202: 1}
+
+
+def test_counts_saturate_at_int64(telemetry: Telemetry) -> None:
+    """A cumulative batch count never exceeds what OTLP can encode."""
+    metrics = _metrics.ProductApiMetrics(telemetry.meter_provider)
+    for _ in range(5):
+        metrics.count_batch_items("/v1/b", "api", 2**62, 0)
+    assert telemetry.value(n.METRIC_BATCH_ITEMS) == 2**63 - 1
 
 
 def test_gauges_keep_the_last_value_per_route(telemetry: Telemetry) -> None:
     """Rate-limit gauges report the last value seen for each route."""
     metrics = _metrics.ProductApiMetrics(telemetry.meter_provider)
-    metrics.record_ratelimit("/a", "api", 100, 7)
-    metrics.record_ratelimit("/a", "api", None, 6)
-    metrics.record_ratelimit("/b", "api", 50, None)
+    ok = outcome_of_status(200)
+    metrics.record_call("GET", "/a", "api", ok, limit=100, remaining=7)
+    metrics.record_call("GET", "/a", "api", ok, limit=None, remaining=6)
+    metrics.record_call("GET", "/b", "api", ok, limit=50, remaining=None)
     route_a = {n.ATTR_URL_TEMPLATE: "/a", n.ATTR_SERVER_ADDRESS: "api"}
     route_b = {n.ATTR_URL_TEMPLATE: "/b", n.ATTR_SERVER_ADDRESS: "api"}
     assert sorted(telemetry.series(n.METRIC_RATELIMIT_LIMIT), key=str) == sorted(
@@ -62,16 +131,16 @@ def test_gauges_keep_the_last_value_per_route(telemetry: Telemetry) -> None:
 def test_transport_errors_have_no_status_code(telemetry: Telemetry) -> None:
     """A call without a response is counted without http.response.status_code."""
     metrics = _metrics.ProductApiMetrics(telemetry.meter_provider)
-    failure = classify_status(503)
-    assert failure is not None
-    metrics.count_request("POST", "/v1/x", "api", None, failure)
+    metrics.record_call(
+        "POST", "/v1/x", "api", FAILURE_OUTCOMES[TransportFailure.AFTER_SEND, False]
+    )
     counted = [a for a, v in telemetry.series(n.METRIC_CLIENT_REQUESTS) if v == 1]
     assert counted == [
         {
             n.ATTR_HTTP_REQUEST_METHOD: "POST",
             n.ATTR_URL_TEMPLATE: "/v1/x",
             n.ATTR_SERVER_ADDRESS: "api",
-            n.ATTR_ERROR_CLASS: n.CLASS_SERVER_ERROR,
-            n.ATTR_ERROR_RETRYABLE: True,
+            n.ATTR_ERROR_CLASS: n.CLASS_TRANSPORT_ERROR,
+            n.ATTR_ERROR_RETRYABLE: False,
         }
     ]

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Final, Protocol, cast
 
 from otel_productapi._core import names as n
+from otel_productapi._core.cache import BoundedCache
+from otel_productapi._core.numbers import MAX_BATCH_ITEMS, count
 from otel_productapi._core.scrub import scrub_text
 
 __all__ = [
@@ -23,8 +25,7 @@ __all__ = [
     "BatchExtractor",
     "BatchOutcome",
     "default_batch_extractor",
-    "error_message",
-    "error_message_of_document",
+    "json_document",
     "load_batch_extractor",
     "message_from_document",
     "parse_json",
@@ -52,21 +53,33 @@ def _is_json(body: bytes | bytearray, content_type: str | None) -> bool:
         known = _json_types.get(content_type)
         if known is None:
             media = content_type.split(";", 1)[0].strip().lower()
-            known = media == "application/json" or media.endswith("+json")
-            if len(_json_types) >= _JSON_TYPES_CACHE_SIZE:
-                _json_types.clear()
-            _json_types[content_type] = known
+            known = _json_types.put(
+                content_type, media == "application/json" or media.endswith("+json")
+            )
         return known
-    return body.lstrip()[:1] == b"{"
+    return body.lstrip()[:1] in (b"{", b"[")
 
 
 # A service sends a handful of distinct Content-Type values; bounded anyway.
-_JSON_TYPES_CACHE_SIZE: Final = 64
-_json_types: dict[str, bool] = {}
+_json_types: BoundedCache[str, bool] = BoundedCache(64)
+
+
+def json_document(body: bytes | None, content_type: str | None, max_bytes: int) -> object | None:
+    """The JSON document of a response body, parsed once for every reader.
+
+    Only bodies whose ``Content-Type`` is ``application/json``,
+    ``application/problem+json`` or any ``*+json`` are read, or bodies without
+    a content type that start with ``{`` or ``[``; anything else, and anything
+    ``parse_json`` refuses, is ``None``.
+    """
+    if not body or not isinstance(body, bytes | bytearray) or not _is_json(body, content_type):
+        return None
+    return parse_json(body, max_bytes)
 
 
 def _clean(text: str, max_length: int) -> str | None:
-    text = scrub_text(text)
+    # Cut (with a margin) before scrubbing: the cost stays bounded whatever the body.
+    text = scrub_text(text, max_length=max_length + 64)
     if not text.isprintable():
         # Newlines, tabs, bidi overrides and other controls could forge or hide
         # text in whatever displays the attribute.
@@ -76,11 +89,13 @@ def _clean(text: str, max_length: int) -> str | None:
 
 
 def message_from_document(document: object, max_length: int) -> str | None:
-    """The error message of an already-parsed JSON body, cleaned as ``error_message`` does.
+    """The error message of a parsed JSON body, safe to record, or ``None``.
 
     Takes the first string among: top-level ``message`` (the documented
     field), ``error.message`` and ``error`` (common API conventions), and
-    ``detail`` (RFC 9457 problem details).
+    ``detail`` (RFC 9457 problem details). The message goes through
+    ``scrub_text``, has control characters replaced by spaces and is cut to
+    ``max_length`` characters.
     """
     if max_length <= 0 or not isinstance(document, Mapping):
         return None
@@ -99,42 +114,6 @@ def message_from_document(document: object, max_length: int) -> str | None:
     return None
 
 
-def error_message(body: bytes, *, content_type: str | None, max_length: int) -> str | None:
-    """The error message of a JSON error body, safe to record, or ``None``.
-
-    Only bodies whose ``Content-Type`` is ``application/json``,
-    ``application/problem+json`` or any ``*+json`` are read, or bodies
-    without a content type that start with ``{``. The message (see
-    ``message_from_document`` for the fields tried) goes through
-    ``scrub_text``, has control characters replaced by spaces and is cut to
-    ``max_length`` characters.
-    """
-    if max_length <= 0 or not isinstance(body, bytes | bytearray) or not body:
-        return None
-    if not _is_json(body, content_type):
-        return None
-    try:
-        document = json.loads(body)
-    except _JSON_ERRORS:
-        return None
-    return message_from_document(document, max_length)
-
-
-def error_message_of_document(
-    body: bytes, document: object, *, content_type: str | None, max_length: int
-) -> str | None:
-    """``error_message(body, ...)`` when ``document`` is ``parse_json(body, ...)``.
-
-    For a body the caller has already parsed (the batch extractor did): the
-    same answer without parsing the JSON a second time.
-    """
-    if max_length <= 0 or not isinstance(body, bytes | bytearray) or not body:
-        return None
-    if not _is_json(body, content_type):
-        return None
-    return message_from_document(document, max_length)
-
-
 # --- Batch outcome -------------------------------------------------------------
 
 
@@ -143,21 +122,24 @@ class BatchOutcome:
     """How many items of a batched write the API accepted.
 
     Attributes:
-        items: Items in the batch, >= 0.
+        items: Items in the batch, in ``0 .. MAX_BATCH_ITEMS``.
         failed_items: Items that failed, in ``0 .. items``.
 
     Raises:
-        ValueError: The counts are negative or ``failed_items > items``.
+        ValueError: A count is not an ``int``, is negative or too large, or
+            ``failed_items > items``.
     """
 
     items: int
     failed_items: int
 
     def __post_init__(self) -> None:
-        if not 0 <= self.failed_items <= self.items:
+        items = count(self.items, MAX_BATCH_ITEMS)
+        failed = count(self.failed_items, MAX_BATCH_ITEMS)
+        if items is None or failed is None or failed > items:
             raise ValueError(
-                f"need 0 <= failed_items <= items, got items={self.items}, "
-                f"failed_items={self.failed_items}"
+                f"need integers 0 <= failed_items <= items <= {MAX_BATCH_ITEMS}, "
+                f"got items={self.items!r:.40}, failed_items={self.failed_items!r:.40}"
             )
 
     @property
@@ -191,20 +173,13 @@ _OK_WORDS: Final = frozenset(
 _SUMMARIES: Final = (("accepted", "failed"), ("succeeded", "failed"))
 
 
-def _count(value: object) -> int | None:
-    # bool is an int subclass; True is not a count.
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    return None
-
-
 def _item_failed(item: object) -> bool | None:
     """True/False when the item says how it went, ``None`` when it does not."""
     if not isinstance(item, Mapping):
         return None
     verdict: bool | None = None
     for key in ("status", "status_code"):
-        code = _count(item.get(key))
+        code = count(item.get(key), 599)
         if code is not None and 100 <= code <= 599:
             verdict = code >= 400
             break
@@ -250,10 +225,12 @@ def default_batch_extractor(document: object, status: int) -> BatchOutcome | Non
     items: object = document
     if isinstance(document, Mapping):
         for accepted_key, failed_key in _SUMMARIES:
-            accepted, failed = _count(document.get(accepted_key)), _count(document.get(failed_key))
+            accepted = count(document.get(accepted_key), MAX_BATCH_ITEMS)
+            failed = count(document.get(failed_key), MAX_BATCH_ITEMS)
             if accepted is not None and failed is not None:
                 total = accepted + failed
-                return BatchOutcome(total, total if all_failed else failed)
+                impossible = total > MAX_BATCH_ITEMS
+                return None if impossible else BatchOutcome(total, total if all_failed else failed)
         keys = (*BATCH_LIST_KEYS, "errors") if all_failed else BATCH_LIST_KEYS
         items = next((document[k] for k in keys if isinstance(document.get(k), list)), None)
     if not isinstance(items, list):

@@ -1,9 +1,12 @@
 """Read rate-limit state, retry delays and request ids from response headers.
 
-Header values come from the network, so every function here accepts any
-value (huge, non-ASCII, ``NaN``, ``1e309``, negative...) and answers ``None``
-instead of raising. Results are bounded: counts are integers in
-``0 .. 10**18``, waits are finite floats in ``0 .. MAX_WAIT_SECONDS``.
+Works on any headers object whose ``get(name)`` is case-insensitive (requests'
+``CaseInsensitiveDict``, ``httpx.Headers``; a plain ``dict`` with exact-case
+keys in tests). Header values come from the network, so every function here
+accepts any value (huge, non-ASCII, ``NaN``, ``1e309``, negative...) and
+answers ``None`` instead of raising. Results are bounded: counts are integers
+in ``0 .. 10**18 - 1`` (inside int64, so every exporter can encode them),
+waits are finite floats in ``0 .. MAX_WAIT_SECONDS``.
 """
 
 from __future__ import annotations
@@ -11,22 +14,18 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import Final, Literal, Protocol
 
-from requests.structures import CaseInsensitiveDict
+from otel_productapi._core.scrub import scrub_text
 
 __all__ = [
     "EPOCH_MILLISECONDS_THRESHOLD",
     "EPOCH_SECONDS_THRESHOLD",
     "MAX_WAIT_SECONDS",
     "Headers",
-    "RateLimit",
     "ResetUnit",
-    "header_value",
-    "parse_ratelimit",
     "ratelimit_fields",
     "ratelimit_wait_seconds",
     "request_id",
@@ -53,53 +52,27 @@ _RETRY_AFTER: Final = "Retry-After"
 # Longer values are not numbers or dates any API sends; refusing them early
 # keeps the per-request cost flat whatever a server returns.
 _MAX_VALUE_LENGTH: Final = 64
+# 18 digits: every count fits in int64 with room to add.
+_MAX_DIGITS: Final = 18
 _LEADING_NUMBER_RE: Final = re.compile(r"([0-9]{1,18}(?:\.[0-9]{1,9})?)[ \t]*(?:[,;]|\Z)")
 _NUMBER_RE: Final = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,9})?")
+# A request id recorded as it is: what ids are made of (UUIDs, ULIDs, "req_…",
+# "Root=1-…;…" trace headers). Anything else (spaces, "@", "+", "=") is cleaned
+# and scrubbed first: servers echo e-mails and "Bearer …" into these headers.
+_PLAIN_ID_RE: Final = re.compile(r"[A-Za-z0-9._:;/\-]+")
 
 
 class Headers(Protocol):
-    """What we need of a headers object: ``get`` that is case-insensitive for
-    ``requests``' ``CaseInsensitiveDict`` (a plain ``dict`` works too, with
-    exact-case keys)."""
+    """What we need of a headers object: a case-insensitive ``get``."""
 
     def get(self, key: str, /) -> str | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """The rate-limit window a response announced; ``None`` means not sent or invalid.
-
-    Attributes:
-        limit: Requests allowed per window (``X-RateLimit-Limit``), >= 0.
-        remaining: Requests left in the window (``X-RateLimit-Remaining``), >= 0.
-        reset_seconds: Seconds until the window resets, in ``0 .. MAX_WAIT_SECONDS``
-            (``X-RateLimit-Reset``, else ``Retry-After``).
-    """
-
-    limit: int | None
-    remaining: int | None
-    reset_seconds: float | None
-
-
-def header_value(headers: Headers, name: str) -> object:
-    """``headers.get(name)``, without the ``Mapping.get`` detour for requests' headers."""
-    cls: type = type(headers)
-    if cls is CaseInsensitiveDict:
-        # What CaseInsensitiveDict.get answers: it keeps (name, value) pairs
-        # under lower-cased names in ``_store``.
-        store: dict[str, tuple[str, object]] = headers._store  # type: ignore[attr-defined]
-        entry = store.get(name.lower())
-        return None if entry is None else entry[1]
-    return headers.get(name)
-
-
-def _value(headers: Headers, name: str) -> str | None:
-    """The header's value, stripped; ``None`` if absent or implausibly long."""
+def _raw(headers: Headers, name: str) -> object:
     try:
-        raw = header_value(headers, name)
+        return headers.get(name)
     except Exception:  # noqa: BLE001 - a broken headers object must not break the call
         return None
-    return _stripped(raw)
 
 
 def _stripped(raw: object) -> str | None:
@@ -110,17 +83,13 @@ def _stripped(raw: object) -> str | None:
     return raw.strip()
 
 
-def _number_text(headers: Headers, name: str) -> str | None:
-    """The leading number of a numeric header. Some gateways send a list such
-    as ``100, 100;w=60`` (the IETF draft's form); its first element counts."""
-    try:
-        raw = header_value(headers, name)
-    except Exception:  # noqa: BLE001 - a broken headers object must not break the call
-        return None
+def _number_text(raw: object) -> str | None:
+    """The leading number of a numeric header value. Some gateways send a list
+    such as ``100, 100;w=60`` (the IETF draft's form); its first element counts."""
     if raw is None:
         return None
-    if type(raw) is str and 0 < len(raw) <= 18 and raw.isdigit() and raw.isascii():
-        # The common case (nothing to strip), and what the pattern below gives for it.
+    if type(raw) is str and 0 < len(raw) <= _MAX_DIGITS and raw.isdigit() and raw.isascii():
+        # The usual value, and what the pattern below gives for it.
         return raw
     value = _stripped(raw)
     if not value:
@@ -129,8 +98,8 @@ def _number_text(headers: Headers, name: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _int(headers: Headers, name: str) -> int | None:
-    value = _number_text(headers, name)
+def _count(raw: object) -> int | None:
+    value = _number_text(raw)
     if value is None or "." in value:
         return None
     return int(value)
@@ -142,8 +111,8 @@ def _clamp_wait(seconds: float) -> float:
     return min(max(seconds, 0.0), MAX_WAIT_SECONDS)
 
 
-def _reset_seconds(headers: Headers, now: float, reset_unit: str) -> float | None:
-    value = _number_text(headers, _RESET)
+def _reset_seconds(raw: object, now: float, reset_unit: str) -> float | None:
+    value = _number_text(raw)
     if value is None:
         return None
     number = float(value)
@@ -173,7 +142,7 @@ def retry_after_seconds(headers: Headers, *, now: float) -> float | None:
         The wait in ``0 .. MAX_WAIT_SECONDS`` (a date in the past gives 0), or
         ``None`` when the header is absent or neither form parses.
     """
-    value = _value(headers, _RETRY_AFTER)
+    value = _stripped(_raw(headers, _RETRY_AFTER))
     if not value:
         return None
     if _NUMBER_RE.fullmatch(value):
@@ -200,62 +169,57 @@ def ratelimit_wait_seconds(
     number, ``Retry-After`` answers instead. The result is clamped to
     ``0 .. MAX_WAIT_SECONDS``.
     """
-    reset = _reset_seconds(headers, now, reset_unit)
+    reset = _reset_seconds(_raw(headers, _RESET), now, reset_unit)
     if reset is not None:
         return reset
     return retry_after_seconds(headers, now=now)
 
 
-def parse_ratelimit(
-    headers: Headers, *, now: float, reset_unit: ResetUnit | str = "auto"
-) -> RateLimit:
-    """The ``X-RateLimit-*`` state of a response; fields the API did not send are ``None``.
-
-    Limit and remaining must be plain non-negative integers (anything else,
-    including ``-1``, ``1e3`` and ``12.5``, is ``None``); the reset comes from
-    ``ratelimit_wait_seconds``.
-    """
-    return RateLimit(*ratelimit_fields(headers, now, reset_unit))
-
-
 def ratelimit_fields(
     headers: Headers, now: float, reset_unit: ResetUnit | str
 ) -> tuple[int | None, int | None, float | None]:
-    """``parse_ratelimit`` as a plain ``(limit, remaining, reset_seconds)`` tuple.
+    """``(limit, remaining, reset_seconds)`` a response announced; ``None`` where it did not.
 
-    For the response hook, which runs on every response: building the frozen
-    ``RateLimit`` costs about a microsecond.
+    Limit and remaining must be plain non-negative integers of at most 18
+    digits (anything else, including ``-1``, ``1e3`` and ``12.5``, is
+    ``None``); the reset comes from ``ratelimit_wait_seconds``.
     """
     return (
-        _int(headers, _LIMIT),
-        _int(headers, _REMAINING),
+        _count(_raw(headers, _LIMIT)),
+        _count(_raw(headers, _REMAINING)),
         ratelimit_wait_seconds(headers, now=now, reset_unit=reset_unit),
     )
 
 
 def request_id(headers: Headers, names: Sequence[str], max_length: int = 128) -> str | None:
-    """The first of ``names`` present with a usable value, cleaned for recording.
+    """The first of ``names`` present with a usable value, safe to record.
 
-    Non-printable and non-ASCII characters are removed, surrounding spaces
-    stripped and the rest cut to ``max_length`` characters. A header whose
-    value is empty after cleaning counts as absent.
+    An id made only of letters, digits and ``. _ : ; / -`` (UUIDs, ULIDs,
+    ``req_…``, AWS trace ids) is recorded as it is, cut to ``max_length``.
+    Anything else has non-printable and non-ASCII characters removed and
+    surrounding spaces stripped, then goes through ``scrub_text``: servers
+    echo e-mails and ``Bearer …`` into these headers. A header whose value is
+    empty after cleaning counts as absent.
     """
     if max_length <= 0:
         return None
     for name in names:
-        try:
-            raw = header_value(headers, name)
-        except Exception:  # noqa: BLE001 - a broken headers object must not break the call
-            return None
+        raw = _raw(headers, name)
         if isinstance(raw, bytes):
             raw = raw.decode("latin-1")
         if not isinstance(raw, str):
             continue
-        # Cut first so a megabyte header costs no more than a short one.
-        value = raw[: 4 * max_length + 64]
-        if not (value.isascii() and value.isprintable()):
-            value = "".join(c for c in value if " " <= c <= "~")
-        value = value.strip()[:max_length].rstrip()
+        if len(raw) <= max_length and _PLAIN_ID_RE.fullmatch(raw) and "eyJ" not in raw:
+            return raw
+        value = _cleaned(raw, max_length)
         if value:
             return value
     return None
+
+
+def _cleaned(raw: str, max_length: int) -> str:
+    # Cut first so a megabyte header costs no more than a short one.
+    value = raw[: 4 * max_length + 64]
+    if not (value.isascii() and value.isprintable()):
+        value = "".join(c for c in value if " " <= c <= "~")
+    return scrub_text(value.strip(), max_length=max_length).rstrip()

@@ -104,13 +104,23 @@ def _phone_placeholder(match: re.Match[str]) -> str:
     return PHONE + text[end:] if end else text
 
 
-def scrub_text(text: str) -> str:
+def scrub_text(text: str, *, max_length: int | None = None) -> str:
     """Return ``text`` with e-mails, phone numbers and tokens replaced by placeholders.
 
-    Never raises for any ``str``. Callers that need a bounded result truncate
-    *after* scrubbing, so a cut can never split a value the patterns would
-    have caught.
+    Never raises for any ``str``. With ``max_length`` the text is cut to
+    ``max_length`` plus a margin before scrubbing (bounded cost) and to
+    ``max_length`` after, so a cut never splits a value the patterns catch.
     """
+    if max_length is not None:
+        return _scrub(text[: max_length + _MARGIN])[:max_length]
+    return _scrub(text)
+
+
+#: Longer than anything the patterns replace, so no value straddles the first cut.
+_MARGIN: Final = 512
+
+
+def _scrub(text: str) -> str:
     # Nothing we replace is shorter than 6 characters ("a@b.co").
     if len(text) < 6:
         return text

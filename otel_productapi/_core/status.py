@@ -26,11 +26,13 @@ from otel_productapi._core import names as n
 
 __all__ = [
     "IDEMPOTENT_METHODS",
+    "KNOWN_METHODS",
     "STATUS_TABLE",
     "Classification",
     "TransportFailure",
     "classify_status",
     "classify_transport_failure",
+    "normalize_method",
 ]
 
 
@@ -103,6 +105,25 @@ _OTHER_SERVER_ERROR: Final = Classification(
 
 #: Methods whose repetition has the same effect as one call (the retry policy's list).
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+#: Methods recorded as they are; any other becomes ``_OTHER`` (semantic
+#: conventions), so made-up methods cannot blow up metric cardinality.
+KNOWN_METHODS: Final = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
+)
+OTHER_METHOD: Final = "_OTHER"
+
+
+def normalize_method(method: str | bytes | None) -> str:
+    """``method`` upper-cased if it is one of ``KNOWN_METHODS``, else ``_OTHER``."""
+    if isinstance(method, bytes):
+        method = method.decode("latin-1")
+    if method is None:
+        return OTHER_METHOD
+    if method in KNOWN_METHODS:
+        return method
+    upper = method.strip().upper()
+    return upper if upper in KNOWN_METHODS else OTHER_METHOD
 
 
 def _build_lookup() -> dict[int, Classification]:

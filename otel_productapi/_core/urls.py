@@ -24,7 +24,9 @@ __all__ = [
     "UUID",
     "HostMatcher",
     "RouteTemplater",
+    "needs_redaction",
     "redact_url",
+    "split_url",
 ]
 
 #: Longest ``url.template`` we emit; longer routes are cut.
@@ -272,7 +274,7 @@ class RouteTemplater:
             that is not a whole ``{name}`` segment.
     """
 
-    __slots__ = ("_by_head", "_cached", "_templates", "digits_are_ids", "templates")
+    __slots__ = ("_by_head", "_cached", "_templates", "digits_are_ids", "generation", "templates")
 
     def __init__(self, templates: Iterable[str] = ()) -> None:
         parsed = [(t, _parse_template(t)) for t in templates]
@@ -290,6 +292,8 @@ class RouteTemplater:
             p is not None and p.isdigit() for _, pattern in parsed for p in pattern
         )
         self._by_head: dict[str, str] = {}
+        #: Bumped when a learnt placeholder changes answers (callers drop their caches).
+        self.generation = 0
 
     def _template(self, path: str) -> str:
         segments = path[1:].split("/") if path.startswith("/") else path.split("/")
@@ -398,3 +402,43 @@ def redact_url(url: str) -> str:
     path = "/".join(_scrub_component(s, _PATH_SAFE) for s in parts.path.split("/"))
     query = _redact_query(parts.query) if parts.query else ""
     return urlunsplit((parts.scheme, netloc, path, query, ""))[:MAX_URL_LENGTH]
+
+
+_AUTHORITY_PATH: Final = re.compile(r"([^/?#]*)([^?#]*)")
+
+
+def split_url(url: str) -> tuple[str, str] | None:
+    """``(host, path)`` of a URL: lower-cased host, path without query or fragment.
+
+    ``None`` when ``url`` has no ``://`` or no host. Hand-written because
+    ``urlsplit`` costs several microseconds on URLs it has not cached.
+    """
+    start = url.find("://")
+    if start < 0:
+        return None
+    found = _AUTHORITY_PATH.match(url, start + 3)
+    if found is None:  # pragma: no cover - the pattern matches any string
+        return None
+    hostport, path = found.groups()
+    if "@" in hostport:
+        hostport = hostport.rpartition("@")[2]
+    host = hostport[1 : hostport.find("]")] if hostport[:1] == "[" else hostport.partition(":")[0]
+    if not host:
+        return None
+    return host.lower(), path or "/"
+
+
+_PLAIN_URL: Final = re.compile(r"[A-Za-z0-9/._~:\-]*")
+_LONG_RUN: Final = re.compile(r"[A-Za-z0-9_.\-]{12}")
+
+
+def needs_redaction(url: str) -> bool:
+    """False only when ``redact_url(url) == url`` for certain (cheap pre-check)."""
+    start = url.find("://")
+    if start < 0 or len(url) > MAX_URL_LENGTH:
+        return True
+    if _PLAIN_URL.fullmatch(url, start + 3) is None:
+        return True
+    found = split_url(url)
+    path = found[1] if found else url
+    return "eyJ" in path or _LONG_RUN.search(path) is not None

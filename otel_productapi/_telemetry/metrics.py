@@ -1,12 +1,20 @@
 """The one module that creates instruments: every Product API metric comes from here.
 
-The hooks call the small ``record_*``/``count_*`` methods below with plain
-values on every request; those only update dictionaries under a lock, and
-observable instruments report the totals when the SDK collects (see
+The tagger calls ``record_response``/``count_batch_items`` with plain values
+on every call; those update dictionaries under one lock, and observable
+instruments report the totals when the SDK collects (see
 ``ProductApiMetrics`` for why).
 
 Metrics never look at the span: the decision to count a request must not
 depend on whether its trace was sampled.
+
+Bounded whatever the traffic, without losing a call::
+
+    series kept per metric ........ at most MAX_SERIES
+    ├── per route (url.template, server.address) ... until FOLD_AT series
+    ├── folded: url.template = server.address = "_OTHER", method, status,
+    │   class and retryable kept, so per-class totals stay exact ... until MAX_SERIES - 1
+    └── otel.metric.overflow=true (the SDK's own overflow series) ... the rest
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Final, Generic, TypeVar
 
 from opentelemetry.metrics import (
     CallbackOptions,
@@ -28,9 +36,11 @@ from opentelemetry.metrics import (
 from opentelemetry.util.types import Attributes
 
 from otel_productapi._core import names as n
-from otel_productapi._core.status import Classification, classify_status
+from otel_productapi._core.numbers import MAX_INT64
+from otel_productapi._telemetry.outcomes import OUTCOME_429, OUTCOME_500, Outcome
 
 __all__ = [
+    "FOLDED",
     "ProductApiMetrics",
     "RetryInstruments",
     "create_retry_instruments",
@@ -38,22 +48,22 @@ __all__ = [
     "metrics_for",
 ]
 
-#: Series kept per metric (the SDK's default cardinality limit); the rest overflow.
+#: Series kept per metric (the SDK's default cardinality limit).
 MAX_SERIES: Final = 2000
+#: Room kept for folded series: per-route series stop at ``MAX_SERIES - FOLD_RESERVE``.
+FOLD_RESERVE: Final = 200
+#: What ``url.template`` and ``server.address`` read on series folded under
+#: cardinality pressure (the semantic conventions' word for "anything else").
+FOLDED: Final = "_OTHER"
 
-# The two series that alerts fire on: born at 0 so that Prometheus sees their
-# first increment (a series that appears with value 1 has no rate yet).
-_ZERO_INIT: Final[tuple[tuple[int, Classification], ...]] = tuple(
-    (status, c) for status in (429, 500) if (c := classify_status(status)) is not None
-)
-
-_RequestKey = tuple[str, str, str, "int | None", "str | None", "bool | None"]
+_K = TypeVar("_K")
+# (method, url.template, server.address, outcome)
+_RequestKey = tuple[str, str, str, Outcome]
+# (url.template, server.address)
 _RouteKey = tuple[str, str]
+# (url.template, server.address, item outcome)
 _ItemKey = tuple[str, str, str]
-# Keys no real series can have (methods are upper-case words, templates paths).
-_REQUEST_OVERFLOW: Final[_RequestKey] = ("", "", "", None, None, None)
-_ROUTE_OVERFLOW: Final[_RouteKey] = ("", "")
-_ITEM_OVERFLOW: Final[_ItemKey] = ("", "", "")
+_OVERFLOW: Final = "\x00overflow"  # no real template or host can be this
 _OVERFLOW_ATTRIBUTES: Final[Attributes] = {"otel.metric.overflow": True}
 
 
@@ -67,7 +77,7 @@ def meter_of(meter_provider: MeterProvider | None) -> Meter:
 
 @dataclass(frozen=True, slots=True)
 class RetryInstruments:
-    """The retry helper's two counters.
+    """The retry helpers' two counters.
 
     Attributes:
         retries: ``productapi.client.retries``, one per attempt after the first.
@@ -77,31 +87,6 @@ class RetryInstruments:
 
     retries: Counter
     refusals: Counter
-
-
-_retry_by_provider: weakref.WeakKeyDictionary[MeterProvider, RetryInstruments] = (
-    weakref.WeakKeyDictionary()
-)
-_retry_for_global: list[RetryInstruments] = []
-_retry_lock = threading.Lock()
-
-
-def create_retry_instruments(meter_provider: MeterProvider | None = None) -> RetryInstruments:
-    """The retry helper's counters on our meter (global provider if ``None``).
-
-    Created once per provider and then handed out again: the SDK logs a
-    warning each time an instrument name is created twice on a meter.
-    """
-    with _retry_lock:
-        if meter_provider is None:
-            if not _retry_for_global:
-                _retry_for_global.append(_new_retry_instruments(None))
-            return _retry_for_global[0]
-        found = _retry_by_provider.get(meter_provider)
-        if found is None:
-            found = _new_retry_instruments(meter_provider)
-            _retry_by_provider[meter_provider] = found
-        return found
 
 
 def _new_retry_instruments(meter_provider: MeterProvider | None) -> RetryInstruments:
@@ -120,164 +105,230 @@ def _new_retry_instruments(meter_provider: MeterProvider | None) -> RetryInstrum
     )
 
 
+class _Series(dict[_K, int]):
+    """Values by key, bounded: per-route keys until ``FOLD_AT``, then folded, then overflow."""
+
+    __slots__ = ("_fold", "_overflow")
+
+    def __init__(self, fold: Callable[[_K], _K], overflow: _K) -> None:
+        super().__init__()
+        self._fold = fold
+        self._overflow = overflow
+
+    def slot(self, key: _K) -> _K:
+        """The key ``key`` is stored under now (itself, folded, or the overflow key)."""
+        if key in self or len(self) < MAX_SERIES - FOLD_RESERVE:
+            return key
+        folded = self._fold(key)
+        if folded in self or len(self) < MAX_SERIES - 1:
+            return folded
+        return self._overflow
+
+    def add(self, key: _K, amount: int) -> None:
+        """Add ``amount``; the total saturates at int64's maximum (OTLP's limit)."""
+        key = self.slot(key)
+        self[key] = min(self.get(key, 0) + amount, MAX_INT64)
+
+    def set(self, key: _K, value: int) -> None:
+        """Keep ``value`` as the last one (gauges)."""
+        self[self.slot(key)] = value
+
+
+def _fold_request(key: _RequestKey) -> _RequestKey:
+    return (key[0], FOLDED, FOLDED, key[3])
+
+
+def _fold_route(key: _RouteKey) -> _RouteKey:
+    return (FOLDED, FOLDED)
+
+
+def _fold_item(key: _ItemKey) -> _ItemKey:
+    return (FOLDED, FOLDED, key[2])
+
+
 class ProductApiMetrics:
     """Our per-request metrics, aggregated here and reported when the SDK collects.
 
     Why not synchronous instruments: one ``Counter.add`` in the SDK costs
     about as much as everything else the hooks do together (attribute
     cleaning, hashing, exemplar sampling), and the hooks run on every request.
-    So each request costs a locked dictionary increment, and observable
+    So each call costs one locked dictionary update, and observable
     instruments report the totals (counters, cumulative) and last values
     (gauges) at collection time. Exporters see the same names, units and
     attributes; data points carry no exemplars.
 
-    Thread-safe: every update takes one lock, held for a dictionary update.
-    Memory is bounded: past ``MAX_SERIES`` series per metric, new series are
-    folded into one with the SDK's overflow attribute
-    (``otel.metric.overflow=true``), as the SDK does past its own limit.
+    Thread-safe: every update takes one lock, held for a few dictionary
+    updates. Memory is bounded (see the module docstring): under cardinality
+    pressure new series fold their route into ``FOLDED`` and keep method,
+    status, class and retryability, so the totals per class that the alerts
+    read stay exact.
     """
 
     def __init__(self, meter_provider: MeterProvider | None = None) -> None:
         """Create every instrument on the meter of ``meter_provider`` (global if ``None``)."""
         meter = meter_of(meter_provider)
         self._lock = threading.Lock()
-        self._requests: dict[_RequestKey, int] = {}
-        self._limits: dict[_RouteKey, int] = {}
-        self._remaining: dict[_RouteKey, int] = {}
-        self._items: dict[_ItemKey, int] = {}
-        self._seen: set[tuple[str, str, str]] = set()
-        self._attrs: dict[object, Attributes] = {}
+        self._requests: _Series[_RequestKey] = _Series(
+            _fold_request, ("", _OVERFLOW, _OVERFLOW, OUTCOME_500)
+        )
+        self._limits: _Series[_RouteKey] = _Series(_fold_route, (_OVERFLOW, _OVERFLOW))
+        self._remaining: _Series[_RouteKey] = _Series(_fold_route, (_OVERFLOW, _OVERFLOW))
+        self._items: _Series[_ItemKey] = _Series(_fold_item, (_OVERFLOW, _OVERFLOW, ""))
+        self._attributes: dict[object, Attributes] = {}
         self.requests = meter.create_observable_counter(
             n.METRIC_CLIENT_REQUESTS,
-            callbacks=[self._observe_requests],
+            callbacks=[self._observe(self._requests, _request_attributes)],
             unit=n.METRIC_CLIENT_REQUESTS_UNIT,
             description="Product API requests, by outcome class and retryability.",
         )
         self.ratelimit_remaining = meter.create_observable_gauge(
             n.METRIC_RATELIMIT_REMAINING,
-            callbacks=[self._observe_remaining],
+            callbacks=[self._observe(self._remaining, _route_attributes)],
             unit=n.METRIC_RATELIMIT_UNIT,
             description="Requests left in the current rate-limit window (X-RateLimit-Remaining).",
         )
         self.ratelimit_limit = meter.create_observable_gauge(
             n.METRIC_RATELIMIT_LIMIT,
-            callbacks=[self._observe_limits],
+            callbacks=[self._observe(self._limits, _route_attributes)],
             unit=n.METRIC_RATELIMIT_UNIT,
             description="Requests allowed per rate-limit window (X-RateLimit-Limit).",
         )
         self.batch_items = meter.create_observable_counter(
             n.METRIC_BATCH_ITEMS,
-            callbacks=[self._observe_items],
+            callbacks=[self._observe(self._items, _item_attributes)],
             unit=n.METRIC_BATCH_ITEMS_UNIT,
             description="Items of batched writes, by outcome (accepted, failed).",
         )
 
-    # --- per request (hot path) -----------------------------------------------
+    # --- per call (hot path) ---------------------------------------------------------
 
-    def count_request(
+    def record_call(
         self,
         method: str,
         template: str,
         server: str,
-        status: int | None,
-        classification: Classification | None,
+        outcome: Outcome,
+        *,
+        limit: int | None = None,
+        remaining: int | None = None,
     ) -> None:
-        """Count one request; ``status`` is ``None`` when no response arrived."""
-        if classification is None:
-            key: _RequestKey = (method, template, server, status, None, None)
-        else:
-            key = (
-                method,
-                template,
-                server,
-                status,
-                classification.error_class,
-                classification.retryable,
-            )
+        """Count one call, and keep the rate-limit gauges its response carried.
+
+        Args:
+            method: Normalised method (``_OTHER`` for unknown ones).
+            template: ``url.template``.
+            server: ``server.address``.
+            outcome: The status's or transport failure's ``Outcome``.
+            limit: ``X-RateLimit-Limit``, if sent.
+            remaining: ``X-RateLimit-Remaining``, if sent.
+        """
+        key = (method, template, server, outcome)
         with self._lock:
             requests = self._requests
             if key in requests:
                 requests[key] += 1
-                return
-            if (template, method, server) not in self._seen:
-                self._first_seen(method, template, server)
-            _bump(requests, key, 1, _REQUEST_OVERFLOW)
-
-    def record_ratelimit(
-        self, template: str, server: str, limit: int | None, remaining: int | None
-    ) -> None:
-        """Record the rate-limit gauges that the response carried."""
-        route = (template, server)
-        with self._lock:
+            else:
+                self._new_request_series(key)
             if limit is not None:
-                _store(self._limits, route, limit)
+                self._limits.set((template, server), limit)
             if remaining is not None:
-                _store(self._remaining, route, remaining)
+                self._remaining.set((template, server), remaining)
 
     def count_batch_items(self, template: str, server: str, accepted: int, failed: int) -> None:
         """Count the items of one batched write by outcome (zero counts are skipped)."""
         with self._lock:
             if accepted > 0:
-                _bump(self._items, (template, server, n.ITEM_ACCEPTED), accepted, _ITEM_OVERFLOW)
+                self._items.add((template, server, n.ITEM_ACCEPTED), accepted)
             if failed > 0:
-                _bump(self._items, (template, server, n.ITEM_FAILED), failed, _ITEM_OVERFLOW)
+                self._items.add((template, server, n.ITEM_FAILED), failed)
 
-    def _first_seen(self, method: str, template: str, server: str) -> None:
-        # Called with the lock held. The alerting series are born at 0 so that
-        # Prometheus sees their first increment.
-        if len(self._seen) >= MAX_SERIES:
-            return
-        self._seen.add((template, method, server))
-        for status, classification in _ZERO_INIT:
-            key: _RequestKey = (
-                method,
-                template,
-                server,
-                status,
-                classification.error_class,
-                classification.retryable,
-            )
-            if key not in self._requests and len(self._requests) < MAX_SERIES:
-                self._requests[key] = 0
+    def _new_request_series(self, key: _RequestKey) -> None:
+        # Called with the lock held. The series the storm and 5xx alerts read
+        # are born at 0 with a route's first call, so that Prometheus sees
+        # their first increment; only while the table is less than half full,
+        # so that zeros never crowd out series that count real calls.
+        requests = self._requests
+        if len(requests) < MAX_SERIES // 2:
+            method, template, server, _ = key
+            for outcome in (OUTCOME_429, OUTCOME_500):
+                requests.setdefault((method, template, server, outcome), 0)
+        requests.add(key, 1)
 
-    # --- at collection -----------------------------------------------------------
+    # --- at collection ---------------------------------------------------------------
 
-    def _observe_requests(self, options: CallbackOptions) -> Iterable[Observation]:
-        with self._lock:
-            snapshot = list(self._requests.items())
-        return [Observation(v, self._attributes(k, _request_attributes)) for k, v in snapshot]
+    def _observe(
+        self, values: dict[_K, int], build: Callable[[_K], Attributes]
+    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            with self._lock:
+                snapshot = list(values.items())
+            return [Observation(v, self._attributes_of(k, build)) for k, v in snapshot]
 
-    def _observe_limits(self, options: CallbackOptions) -> Iterable[Observation]:
-        with self._lock:
-            snapshot = list(self._limits.items())
-        return [Observation(v, self._attributes(k, _route_attributes)) for k, v in snapshot]
+        return callback
 
-    def _observe_remaining(self, options: CallbackOptions) -> Iterable[Observation]:
-        with self._lock:
-            snapshot = list(self._remaining.items())
-        return [Observation(v, self._attributes(k, _route_attributes)) for k, v in snapshot]
-
-    def _observe_items(self, options: CallbackOptions) -> Iterable[Observation]:
-        with self._lock:
-            snapshot = list(self._items.items())
-        return [Observation(v, self._attributes(k, _item_attributes)) for k, v in snapshot]
-
-    def _attributes(self, key: _K, build: Callable[[_K], Attributes]) -> Attributes:
+    def _attributes_of(self, key: _K, build: Callable[[_K], Attributes]) -> Attributes:
         # Collections run one at a time per reader; a lost race builds twice.
-        attrs = self._attrs.get(key)
+        attrs = self._attributes.get(key)
         if attrs is None:
-            attrs = build(key)
-            self._attrs[key] = attrs
+            attrs = self._attributes[key] = build(key)
         return attrs
 
 
-_K = TypeVar("_K")
+def _request_attributes(key: _RequestKey) -> Attributes:
+    method, template, server, outcome = key
+    if template == _OVERFLOW:
+        return _OVERFLOW_ATTRIBUTES
+    return {
+        n.ATTR_HTTP_REQUEST_METHOD: method,
+        n.ATTR_URL_TEMPLATE: template,
+        n.ATTR_SERVER_ADDRESS: server,
+        **outcome.metric_attributes,
+    }
 
-_by_provider: weakref.WeakKeyDictionary[MeterProvider, ProductApiMetrics] = (
-    weakref.WeakKeyDictionary()
-)
-_for_global: list[ProductApiMetrics] = []
-_by_provider_lock = threading.Lock()
+
+def _route_attributes(key: _RouteKey) -> Attributes:
+    template, server = key
+    if template == _OVERFLOW:
+        return _OVERFLOW_ATTRIBUTES
+    return {n.ATTR_URL_TEMPLATE: template, n.ATTR_SERVER_ADDRESS: server}
+
+
+def _item_attributes(key: _ItemKey) -> Attributes:
+    template, server, outcome = key
+    if template == _OVERFLOW:
+        return _OVERFLOW_ATTRIBUTES
+    return {
+        n.ATTR_ITEM_OUTCOME: outcome,
+        n.ATTR_URL_TEMPLATE: template,
+        n.ATTR_SERVER_ADDRESS: server,
+    }
+
+
+class _PerProvider(Generic[_K]):
+    """One object per meter provider (and one for the global provider), made on first use."""
+
+    def __init__(self, make: Callable[[MeterProvider | None], _K]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._global: _K | None = None
+        self._by_provider: weakref.WeakKeyDictionary[MeterProvider, _K] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def of(self, meter_provider: MeterProvider | None) -> _K:
+        with self._lock:
+            if meter_provider is None:
+                if self._global is None:
+                    self._global = self._make(None)
+                return self._global
+            found = self._by_provider.get(meter_provider)
+            if found is None:
+                found = self._by_provider[meter_provider] = self._make(meter_provider)
+            return found
+
+
+_metrics: Final = _PerProvider(ProductApiMetrics)
+_retry_instruments: Final = _PerProvider(_new_retry_instruments)
 
 
 def metrics_for(meter_provider: MeterProvider | None = None) -> ProductApiMetrics:
@@ -288,62 +339,13 @@ def metrics_for(meter_provider: MeterProvider | None = None) -> ProductApiMetric
     ``instrument()``) would never be observed. Counts therefore carry over
     re-configuration, as cumulative counters should.
     """
-    with _by_provider_lock:
-        if meter_provider is None:
-            if not _for_global:
-                _for_global.append(ProductApiMetrics(None))
-            return _for_global[0]
-        found = _by_provider.get(meter_provider)
-        if found is None:
-            found = ProductApiMetrics(meter_provider)
-            _by_provider[meter_provider] = found
-        return found
+    return _metrics.of(meter_provider)
 
 
-def _bump(counts: dict[_K, int], key: _K, amount: int, overflow: _K) -> None:
-    if key in counts or len(counts) < MAX_SERIES:
-        counts[key] = counts.get(key, 0) + amount
-    else:
-        counts[overflow] = counts.get(overflow, 0) + amount
+def create_retry_instruments(meter_provider: MeterProvider | None = None) -> RetryInstruments:
+    """The retry helpers' counters on our meter (global provider if ``None``).
 
-
-def _store(values: dict[_RouteKey, int], key: _RouteKey, value: int) -> None:
-    if key in values or len(values) < MAX_SERIES:
-        values[key] = value
-    else:
-        values[_ROUTE_OVERFLOW] = value
-
-
-def _request_attributes(key: _RequestKey) -> Attributes:
-    if key == _REQUEST_OVERFLOW:
-        return _OVERFLOW_ATTRIBUTES
-    method, template, server, status, error_class, retryable = key
-    attrs: dict[str, str | bool | int] = {
-        n.ATTR_HTTP_REQUEST_METHOD: method,
-        n.ATTR_URL_TEMPLATE: template,
-        n.ATTR_SERVER_ADDRESS: server,
-    }
-    if status is not None:
-        attrs[n.ATTR_HTTP_RESPONSE_STATUS_CODE] = status
-    if error_class is not None and retryable is not None:
-        attrs[n.ATTR_ERROR_CLASS] = error_class
-        attrs[n.ATTR_ERROR_RETRYABLE] = retryable
-    return attrs
-
-
-def _route_attributes(key: _RouteKey) -> Attributes:
-    if key == _ROUTE_OVERFLOW:
-        return _OVERFLOW_ATTRIBUTES
-    template, server = key
-    return {n.ATTR_URL_TEMPLATE: template, n.ATTR_SERVER_ADDRESS: server}
-
-
-def _item_attributes(key: _ItemKey) -> Attributes:
-    if key == _ITEM_OVERFLOW:
-        return _OVERFLOW_ATTRIBUTES
-    template, server, outcome = key
-    return {
-        n.ATTR_ITEM_OUTCOME: outcome,
-        n.ATTR_URL_TEMPLATE: template,
-        n.ATTR_SERVER_ADDRESS: server,
-    }
+    Created once per provider and then handed out again: the SDK logs a
+    warning each time an instrument name is created twice on a meter.
+    """
+    return _retry_instruments.of(meter_provider)

@@ -3,13 +3,11 @@
 One call, as the caller sees it::
 
     session.get(...)  ->  Session.request  ->  RetryingSession.send
-        budget.deposit()
+        retrier.start()                          (budget deposit)
         attempt 0: RESEND_COUNT=0 -> Session.send (instrumented: CLIENT span)
-        outcome retryable? attempts left? body rewindable?
-        wait = X-RateLimit-Reset / Retry-After (429) | Retry-After (5xx) | backoff
-        wait within max_ratelimit_wait and the deadline? budget token?
-            no  -> return the response / raise the exception, unchanged
-            yes -> close the response, count the retry, sleep(wait)
+        retrier.after(...) -> wait, or stop      (see otel_productapi.retry.planner)
+            stop -> return the response / raise the exception, unchanged
+            wait -> close the response, sleep(wait)
         attempt 1: RESEND_COUNT=1 -> Session.send (a sibling CLIENT span) ...
 
 Redirect hops that ``Session.send`` makes inside an attempt come back through
@@ -20,36 +18,23 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Final
-from urllib.parse import urlsplit
+from typing import Any
 
 import requests
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.util.types import Attributes
 
+from otel_productapi._adapters.requests.private import body_position
 from otel_productapi._adapters.requests.transport import transport_failure_of
-from otel_productapi._core import names as n
-from otel_productapi._core.headers import ratelimit_wait_seconds, retry_after_seconds
-from otel_productapi._core.status import (
-    Classification,
-    classify_status,
-    classify_transport_failure,
-)
+from otel_productapi._core.status import Classification, classify_status, classify_transport_failure
 from otel_productapi._telemetry.context import RESEND_COUNT
-from otel_productapi._telemetry.metrics import RetryInstruments, create_retry_instruments
-from otel_productapi._telemetry.settings import ProductApiSettings, load_settings
+from otel_productapi._telemetry.settings import ProductApiSettings
 from otel_productapi.retry.budget import RetryBudget
+from otel_productapi.retry.planner import Retrier
 from otel_productapi.retry.policy import RetryPolicy
 
 __all__ = ["RetryingSession"]
-
-# Methods kept as they are in metric attributes; any other becomes "_OTHER"
-# (semantic conventions), so made-up methods cannot blow up cardinality.
-_KNOWN_METHODS: Final = frozenset(
-    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
-)
 
 # The session whose retry loop is running in this context: a send() that
 # finds itself here is a redirect hop inside an attempt, not a new call.
@@ -102,7 +87,7 @@ class RetryingSession(requests.Session):
 
         Args:
             policy: How to retry; ``RetryPolicy()`` (the API's advice) if ``None``.
-            budget: Share one between sessions that call the same API;
+            budget: Share one between clients that call the same API;
                 ``None`` creates one for this session from the policy's
                 ``budget_ratio`` and ``budget_burst`` (ignored when given).
             settings: For the ``url.template`` of metric attributes and the
@@ -118,20 +103,26 @@ class RetryingSession(requests.Session):
                 delays reproducible.
         """
         super().__init__()
-        self.policy: RetryPolicy = policy if policy is not None else RetryPolicy()
-        self.budget: RetryBudget = (
-            budget
-            if budget is not None
-            else RetryBudget(self.policy.budget_ratio, self.policy.budget_burst)
+        self._retrier = Retrier(
+            policy,
+            budget=budget,
+            settings=settings,
+            meter_provider=meter_provider,
+            clock=clock,
+            wall_clock=wall_clock,
+            rng=rng,
         )
-        resolved = settings if settings is not None else load_settings()
-        self._templater = resolved.route_templater()
-        self._reset_unit = resolved.ratelimit_reset_unit
-        self._instruments: RetryInstruments = create_retry_instruments(meter_provider)
         self._sleep = sleep
-        self._clock = clock
-        self._wall_clock = wall_clock
-        self._rng = rng
+
+    @property
+    def policy(self) -> RetryPolicy:
+        """How this session retries."""
+        return self._retrier.policy
+
+    @property
+    def budget(self) -> RetryBudget:
+        """The retry budget this session spends."""
+        return self._retrier.budget
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         """Send ``request``, retrying as the policy and the status table say.
@@ -159,10 +150,10 @@ class RetryingSession(requests.Session):
     def _send_with_retries(
         self, request: requests.PreparedRequest, kwargs: dict[str, Any]
     ) -> requests.Response:
-        start = self._clock()
-        self.budget.deposit()
+        retrier = self._retrier
+        start = retrier.start()
         rewind = _rewinder(request)
-        method = (request.method or "GET").upper()
+        method, url = request.method or "GET", request.url or ""
         attempt = 0
         outcome: Classification | None
         while True:
@@ -171,25 +162,22 @@ class RetryingSession(requests.Session):
                 response = super().send(request, **kwargs)
             except Exception as exc:
                 outcome = classify_transport_failure(transport_failure_of(exc), method)
-                wait = self._wait_before_retry(
-                    request,
-                    attempt=attempt,
-                    outcome=outcome,
-                    response=None,
+                wait = retrier.after(
+                    attempt=attempt, start=start, method=method, url=url, outcome=outcome,
                     rewind=rewind,
-                    start=start,
-                )
+                )  # fmt: skip
                 if wait is None:
                     raise
             else:
-                outcome = classify_status(response.status_code)
-                wait = self._wait_before_retry(
-                    request,
+                wait = retrier.after(
                     attempt=attempt,
-                    outcome=outcome,
-                    response=response,
-                    rewind=rewind,
                     start=start,
+                    method=method,
+                    url=url,
+                    outcome=classify_status(response.status_code),
+                    status=response.status_code,
+                    headers=response.headers,
+                    rewind=rewind,
                 )
                 if wait is None:
                     return response
@@ -198,77 +186,8 @@ class RetryingSession(requests.Session):
                 response.close()
             finally:
                 RESEND_COUNT.reset(resend)
-            assert outcome is not None  # a retry is only planned for failures
-            self._instruments.retries.add(1, self._attributes(request, outcome))
             self._sleep(wait)
             attempt += 1
-
-    def _wait_before_retry(
-        self,
-        request: requests.PreparedRequest,
-        *,
-        attempt: int,
-        outcome: Classification | None,
-        response: requests.Response | None,
-        rewind: Rewind | None,
-        start: float,
-    ) -> float | None:
-        """Seconds to wait before the next attempt, or ``None`` to stop now.
-
-        Checks, in order: the outcome is retryable, attempts are left, the body
-        can be sent again, the server's wait is acceptable, the wait ends
-        before the deadline, the body seeks back, and (last, so no token is
-        spent on a retry that would not happen) the budget grants a token.
-        """
-        policy = self.policy
-        if (
-            outcome is None
-            or not outcome.retryable
-            or attempt + 1 >= policy.max_attempts
-            or rewind is None
-        ):
-            return None
-        wait = policy.backoff(attempt + 1, self._rng)
-        server_wait = self._server_wait(response)
-        if server_wait is not None:
-            limit = policy.max_ratelimit_wait
-            if limit is not None and server_wait > limit:
-                return None
-            # Never sooner than base_delay: resets are rounded down to whole
-            # seconds, and a retry before the window turns over is a wasted 429.
-            wait = max(server_wait, policy.base_delay)
-        if policy.deadline is not None and self._clock() - start + wait > policy.deadline:
-            return None
-        if not rewind():
-            return None
-        if not self.budget.try_withdraw():
-            self._instruments.refusals.add(1, self._attributes(request, outcome))
-            return None
-        return wait
-
-    def _server_wait(self, response: requests.Response | None) -> float | None:
-        """What the server asked us to wait, in seconds, if anything."""
-        if response is None:
-            return None
-        now = self._wall_clock()
-        if response.status_code == 429:
-            # X-RateLimit-Reset first, then Retry-After: the reading the hooks
-            # record as productapi.ratelimit.reset, so the span shows the wait.
-            return ratelimit_wait_seconds(response.headers, now=now, reset_unit=self._reset_unit)
-        return retry_after_seconds(response.headers, now=now)
-
-    def _attributes(
-        self, request: requests.PreparedRequest, classification: Classification
-    ) -> Attributes:
-        parts = urlsplit(request.url or "")
-        upper = (request.method or "").upper()
-        attrs: Mapping[str, str] = {
-            n.ATTR_HTTP_REQUEST_METHOD: upper if upper in _KNOWN_METHODS else "_OTHER",
-            n.ATTR_SERVER_ADDRESS: parts.hostname or "",
-            n.ATTR_URL_TEMPLATE: self._templater.template(parts.path or "/"),
-            n.ATTR_ERROR_CLASS: classification.error_class,
-        }
-        return attrs
 
 
 def _rewinder(request: requests.PreparedRequest) -> Rewind | None:
@@ -281,9 +200,9 @@ def _rewinder(request: requests.PreparedRequest) -> Rewind | None:
     body = request.body
     if body is None or isinstance(body, bytes | str):
         return _nothing_to_rewind
-    position = getattr(request, "_body_position", None)
+    position = body_position(request)
     seek = getattr(body, "seek", None)
-    if not hasattr(body, "read") or not isinstance(position, int) or not callable(seek):
+    if not hasattr(body, "read") or position is None or not callable(seek):
         return None
 
     def rewind() -> bool:

@@ -1,25 +1,83 @@
-"""Map a requests/urllib3 exception to how far the request got.
+"""How far a failed ``requests`` call got, and the patch that reports it.
 
-The hooks (to tag ``transport_error`` spans) and the retry session (to decide
-whether to send again) both ask this one question, so they cannot disagree.
+Two things live here:
+
+- ``transport_failure_of(exc)``: the requests/urllib3 exception mapping. The
+  hooks (to tag ``transport_error`` spans) and the retry session (to decide
+  whether to send again) both ask it, so they cannot disagree.
+- The ``HTTPAdapter.send`` patch: ``RequestsInstrumentor`` calls no hook when
+  ``send`` raises, but the CLIENT span is still current inside the adapter,
+  so a marked wrapper there reports the failure to the tagger.
+
+    requests.RequestException
+    ├── ConnectTimeout, ProxyError .................... not sent
+    ├── SSLError: failed in the TLS handshake ......... not sent
+    │             failed after it (request written) ... after send
+    ├── ReadTimeout, ChunkedEncodingError ............. after send
+    ├── ConnectionError: refused, DNS, connect timeout  not sent
+    │                    reset, closed mid-exchange ... after send
+    └── anything else (InvalidURL, InvalidHeader...) .. other
 """
 
 from __future__ import annotations
 
+import functools
+import ssl
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+
 import requests
+from opentelemetry.trace import get_current_span
+from requests.adapters import HTTPAdapter
 from urllib3 import exceptions as u3
 
 from otel_productapi._core.status import TransportFailure
+from otel_productapi._telemetry.tagger import Call, current_call
 
-__all__ = ["transport_failure_of"]
+__all__ = ["ADAPTER_PATCH", "CALL_ATTR", "AdapterPatch", "call_of", "transport_failure_of"]
 
 # Failures that happen before a byte of the request reaches the server.
-_NOT_SENT_REASONS: tuple[type[BaseException], ...] = (
+_NOT_SENT_REASONS: Final[tuple[type[BaseException], ...]] = (
     u3.NewConnectionError,  # refused, unreachable, DNS (NameResolutionError subclasses it)
     u3.ConnectTimeoutError,
-    u3.SSLError,
     u3.ProxyError,
 )
+_MAX_CHAIN: Final = 16
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: causes, contexts, urllib3 reasons and exception args."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending and len(seen) < _MAX_CHAIN:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        wrapped += [arg for arg in current.args if isinstance(arg, BaseException)]
+        pending += [e for e in wrapped if isinstance(e, BaseException)]
+
+
+def _in_handshake(exc: BaseException) -> bool:
+    """True when a TLS failure happened in the handshake, before the request was written.
+
+    urllib3 reports a failed handshake and a bad TLS record on a response
+    alike (``SSLError``); the ``ssl`` error underneath tells them apart by
+    where it was raised: ``SSLSocket.do_handshake`` (which also raises every
+    certificate verification failure) or a read after the request went out.
+    """
+    for link in _chain(exc):
+        if isinstance(link, ssl.CertificateError):
+            return True
+        if isinstance(link, ssl.SSLError) and any(
+            frame.name == "do_handshake" for frame in traceback.extract_tb(link.__traceback__)
+        ):
+            return True
+    return False
 
 
 def _reason(exc: BaseException) -> BaseException | None:
@@ -35,18 +93,22 @@ def _reason(exc: BaseException) -> BaseException | None:
 def transport_failure_of(exc: BaseException) -> TransportFailure:  # noqa: PLR0911 - one return per row of the mapping
     """Say whether ``exc`` (raised instead of a response) may have reached the server.
 
-    Connect timeouts, refused connections, DNS and TLS failures never sent
-    the request. Read timeouts, resets and truncated bodies may have. URL,
-    header and schema errors are not network failures at all.
+    Connect timeouts, refused connections, DNS failures and TLS handshake
+    failures never sent the request. Read timeouts, resets, truncated bodies
+    and TLS failures after the handshake may have. URL, header and schema
+    errors are not network failures at all. When in doubt, "after send": a
+    retry helper must not resend a POST the server may have applied.
     """
-    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
-        return TransportFailure.NOT_SENT
-    if isinstance(exc, requests.exceptions.ProxyError):
+    if isinstance(exc, requests.exceptions.SSLError | u3.SSLError | ssl.SSLError):
+        return TransportFailure.NOT_SENT if _in_handshake(exc) else TransportFailure.AFTER_SEND
+    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ProxyError):
         return TransportFailure.NOT_SENT
     if isinstance(exc, requests.exceptions.ReadTimeout | requests.exceptions.ChunkedEncodingError):
         return TransportFailure.AFTER_SEND
     if isinstance(exc, requests.exceptions.ConnectionError):
         reason = _reason(exc)
+        if isinstance(reason, u3.SSLError):
+            return transport_failure_of(reason)
         if isinstance(reason, _NOT_SENT_REASONS):
             return TransportFailure.NOT_SENT
         # Reset, aborted or closed mid-exchange: the server may have acted on it.
@@ -60,3 +122,97 @@ def transport_failure_of(exc: BaseException) -> TransportFailure:  # noqa: PLR09
     if isinstance(exc, u3.ReadTimeoutError | u3.ProtocolError | OSError):
         return TransportFailure.AFTER_SEND
     return TransportFailure.OTHER
+
+
+# --- the HTTPAdapter.send patch ---------------------------------------------------
+
+#: The attribute of a ``PreparedRequest`` that holds its ``Call`` (set by the
+#: request hook; redirects and retries send copies or re-send, and each send
+#: goes through the hook again).
+CALL_ATTR: Final = "_otel_productapi_call"
+#: Set on our wrapper of ``HTTPAdapter.send``.
+PATCH_MARK: Final = "_otel_productapi_patched"
+
+
+def call_of(request: object) -> Call | None:
+    """The call the request hook attached to ``request``, if any."""
+    call = getattr(request, CALL_ATTR, None)
+    return call if isinstance(call, Call) else None
+
+
+def _report_failure(request: requests.PreparedRequest, exc: BaseException) -> None:
+    # Redirect hops are copies of the request sent with the instrumentation
+    # suppressed (no span, no hook): the call is the one whose span is current.
+    call = call_of(request) or current_call()
+    # The span check keeps a stale call (one whose span ended without a
+    # response) from claiming a failure that is not its own.
+    if call is None or call.done or call.span is not get_current_span():
+        return
+    call.tagger.on_failure(call, transport_failure_of(exc))
+
+
+class AdapterPatch:
+    """Our wrapper of ``HTTPAdapter.send``, installed while anyone needs it.
+
+    Users are counted: ``instrument()`` acquires it and ``uninstrument()``
+    releases it; hooks built by ``make_hooks()`` for someone else's
+    ``RequestsInstrumentor``, and the zero-code path, acquire it too and
+    release it only when they are undone. The wrapper is removed when the
+    last user releases it, and only if it is still the one in place
+    (compared by identity): if someone wrapped ours since, removing ours
+    would drop theirs, so it stays as a pass-through.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._installed: Callable[..., requests.Response] | None = None
+
+    def acquire(self) -> None:
+        """Install the wrapper if it is not in place; count one more user."""
+        with self._lock:
+            self._users += 1
+            current = HTTPAdapter.__dict__["send"]
+            if not getattr(current, PATCH_MARK, False):
+                self._installed = _wrap_send(current)
+                HTTPAdapter.send = self._installed  # type: ignore[method-assign]
+
+    def release(self) -> None:
+        """Count one user less; remove the wrapper with the last one, if it is still ours."""
+        with self._lock:
+            self._users = max(self._users - 1, 0)
+            if self._users or self._installed is None:
+                return
+            if HTTPAdapter.__dict__["send"] is self._installed:
+                HTTPAdapter.send = self._installed.__wrapped__  # type: ignore[method-assign]
+            self._installed = None
+
+    @property
+    def users(self) -> int:
+        """How many users hold the patch now."""
+        with self._lock:
+            return self._users
+
+    @property
+    def installed(self) -> bool:
+        """True while our wrapper is ``HTTPAdapter.send``."""
+        return getattr(HTTPAdapter.__dict__["send"], PATCH_MARK, False) is True
+
+
+def _wrap_send(original: Callable[..., requests.Response]) -> Callable[..., requests.Response]:
+    @functools.wraps(original)
+    def send(
+        self: HTTPAdapter, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        try:
+            return original(self, request, *args, **kwargs)
+        except Exception as exc:
+            _report_failure(request, exc)
+            raise
+
+    setattr(send, PATCH_MARK, True)
+    return send
+
+
+#: The one patch of this process (``HTTPAdapter.send`` is one per process too).
+ADAPTER_PATCH: Final = AdapterPatch()

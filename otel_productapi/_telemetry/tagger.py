@@ -1,0 +1,336 @@
+"""The library-neutral tagger: what a Product API call records, from plain values.
+
+Every HTTP-library adapter calls the same three methods, so a dashboard
+cannot tell which client made a call::
+
+    adapter                        tagger
+    request hook ... on_request(span, method, url) -> Call | None
+    response hook .. on_response(call, status, headers, body)      counted once
+    no response .... on_failure(call, failure, url)                counted once
+
+``on_request`` looks the route up (``RouteTable``: host verdict, template,
+span names, redaction need, decided once per route); ``on_response`` looks
+the status up (``Outcome``: class and retryability, decided once per
+status) and reads only what the response itself adds: rate-limit headers,
+the request id, and, for errors and batches, a body the adapter already had.
+
+Nothing here raises into the caller (each entry point catches and logs the
+exception type once), and nothing here logs a URL, header or body.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from typing import Final
+
+from opentelemetry.trace import Span
+
+from otel_productapi._core import names as n
+from otel_productapi._core.body import BatchExtractor, json_document, message_from_document
+from otel_productapi._core.cache import BoundedCache
+from otel_productapi._core.headers import Headers, ratelimit_fields, request_id
+from otel_productapi._core.numbers import MAX_BATCH_ITEMS, count
+from otel_productapi._core.status import (
+    IDEMPOTENT_METHODS,
+    KNOWN_METHODS,
+    TransportFailure,
+    normalize_method,
+)
+from otel_productapi._core.urls import redact_url
+from otel_productapi._telemetry.context import RESEND_COUNT
+from otel_productapi._telemetry.metrics import ProductApiMetrics
+from otel_productapi._telemetry.outcomes import FAILURE_OUTCOMES, Outcome, outcome_of_status
+from otel_productapi._telemetry.redaction import redact_exception_event
+from otel_productapi._telemetry.routes import Route, RouteTable
+from otel_productapi._telemetry.settings import ProductApiSettings
+
+__all__ = ["Call", "Tagger", "current_call", "reads_body"]
+
+_LOG = logging.getLogger("otel_productapi")
+
+#: Clock for rate-limit resets sent as epoch times; tests patch it.
+_now: Callable[[], float] = time.time
+
+# Error bodies repeat (every 429 of an API says the same thing): the message
+# is worked out once per (body, Content-Type), for bodies up to this size.
+_MAX_CACHED_BODY: Final = 1024
+_MAX_MESSAGES: Final = 256
+
+AttributeValue = str | bool | int | float
+
+
+class Call:
+    """One Product API call between its request and its response (or failure).
+
+    Attributes:
+        tagger: The tagger that started it (an adapter ignores other taggers' calls).
+        route: Its ``Route``.
+        method: Normalised method.
+        span: Its CLIENT span.
+        url: The request URL as sent (to redact it out of exception text).
+        done: Set once the call is counted: a call is counted exactly once.
+        body: A body an adapter captured for the response phase, if any.
+    """
+
+    __slots__ = ("body", "done", "method", "route", "span", "tagger", "url")
+
+    def __init__(self, tagger: Tagger, route: Route, method: str, span: Span, url: str) -> None:
+        self.tagger = tagger
+        self.route = route
+        self.method = method
+        self.span = span
+        self.url = url
+        self.done = False
+        self.body: bytes | None = None
+
+
+# The call whose span is current. Adapters whose failure path cannot carry
+# the call (requests sends redirect hops as copies of the request, with the
+# instrumentation suppressed) find it here, and check its span is current.
+_CURRENT: ContextVar[Call | None] = ContextVar("otel_productapi_call", default=None)
+
+
+def current_call() -> Call | None:
+    """The last call started in this context (check ``call.span`` before trusting it)."""
+    return _CURRENT.get()
+
+
+def reads_body(status: int) -> bool:
+    """Whether ``on_response`` looks at the body for this status (errors, batches).
+
+    Adapters ask before fetching a body, so that success responses cost nothing.
+    """
+    return outcome_of_status(status).reads_body
+
+
+class Tagger:
+    """Settings read once, and the per-phase methods every adapter calls.
+
+    Args:
+        settings: Validated settings (read once, at instrumentation time).
+        metrics: Where calls are counted.
+    """
+
+    def __init__(self, settings: ProductApiSettings, metrics: ProductApiMetrics) -> None:
+        self._metrics = metrics
+        self._routes = RouteTable(settings.host_matcher(), settings.route_templater())
+        self._batch: BatchExtractor = settings.resolved_batch_extractor()
+        self._request_id_names = tuple(settings.request_id_headers)
+        self._request_id_max = settings.request_id_max_length
+        self._capture_message = settings.capture_message
+        self._message_max = settings.message_max_length
+        self._max_body = settings.max_body_bytes
+        self._reset_unit = settings.ratelimit_reset_unit
+        self._url_keys = _url_keys_from_env()
+        self._messages: BoundedCache[tuple[bytes, str | None], str | None] = BoundedCache(
+            _MAX_MESSAGES
+        )
+
+    # --- request -------------------------------------------------------------------
+
+    def on_request(self, span: Span, method: str | bytes | None, url: str) -> Call | None:
+        """Start a call: template, span name and a safe URL on the span.
+
+        Returns:
+            The call to hand to ``on_response``/``on_failure``, or ``None``
+            when ``url`` is not the Product API's (nothing was recorded).
+        """
+        try:
+            route = self._routes.lookup(url)
+            if route is None:
+                return None
+            if method not in KNOWN_METHODS:
+                method = normalize_method(method)
+            call = Call(self, route, method, span, url)
+            _CURRENT.set(call)
+            if span.is_recording():
+                span.update_name(route.span_names[call.method])
+                resend = RESEND_COUNT.get()
+                if route.redact or resend > 0:
+                    span.set_attributes(self._request_attributes(span, route, url, resend))
+                else:
+                    span.set_attributes(route.attributes)
+            return call
+        except Exception as exc:  # noqa: BLE001 - telemetry must never break the call
+            _log_once("request", exc)
+            return None
+
+    def _request_attributes(
+        self, span: Span, route: Route, url: str, resend: int
+    ) -> dict[str, AttributeValue]:
+        attrs: dict[str, AttributeValue] = dict(route.attributes)
+        if route.redact:
+            redacted = redact_url(url)
+            for key in self._url_keys_of(span):
+                attrs[key] = redacted
+        if resend > 0:
+            attrs[n.ATTR_HTTP_RESEND_COUNT] = resend
+        return attrs
+
+    def _url_keys_of(self, span: Span) -> tuple[str, ...]:
+        # Overwrite exactly the URL attributes the instrumentation set (which
+        # depends on OTEL_SEMCONV_STABILITY_OPT_IN); read them off the SDK span.
+        attrs = getattr(span, "attributes", None)
+        if isinstance(attrs, Mapping):
+            return tuple(k for k in (n.ATTR_URL_FULL, n.ATTR_HTTP_URL_OLD) if k in attrs)
+        return self._url_keys
+
+    # --- response ------------------------------------------------------------------
+
+    def on_response(self, call: Call, status: int, headers: Headers, body: bytes | None) -> None:
+        """Finish a call that got a response: count it, then tag its span.
+
+        Args:
+            call: From ``on_request``.
+            status: The HTTP status.
+            headers: Response headers (case-insensitive ``get``).
+            body: The body, only if the adapter already had it in memory
+                (never read a stream for this) and ``reads_body(status)``.
+        """
+        try:
+            if call.done:
+                return
+            call.done = True
+            outcome = outcome_of_status(status)
+            limit, remaining, reset = ratelimit_fields(headers, _now(), self._reset_unit)
+            route = call.route
+            self._metrics.record_call(
+                call.method, route.template, route.host, outcome, limit=limit, remaining=remaining
+            )
+            span = call.span
+            recording = span.is_recording()
+            attrs: dict[str, AttributeValue] = dict(outcome.span_attributes) if recording else {}
+            if body is not None and outcome.reads_body and len(body) <= self._max_body:
+                self._body_attributes(
+                    attrs, call, outcome, headers=headers, body=body, recording=recording
+                )
+            if not recording:
+                return
+            if limit is not None:
+                attrs[n.ATTR_RATELIMIT_LIMIT] = limit
+            if remaining is not None:
+                attrs[n.ATTR_RATELIMIT_REMAINING] = remaining
+            if reset is not None:
+                attrs[n.ATTR_RATELIMIT_RESET] = reset
+            rid = request_id(headers, self._request_id_names, self._request_id_max)
+            if rid is not None:
+                attrs[n.ATTR_REQUEST_ID] = rid
+            if attrs:
+                span.set_attributes(attrs)
+        except Exception as exc:  # noqa: BLE001 - telemetry must never break the call
+            _log_once("response", exc)
+
+    def _body_attributes(
+        self,
+        attrs: dict[str, AttributeValue],
+        call: Call,
+        outcome: Outcome,
+        *,
+        headers: Headers,
+        body: bytes,
+        recording: bool,
+    ) -> None:
+        content_type = headers.get("Content-Type")
+        if not (content_type is None or isinstance(content_type, str)):
+            return
+        if outcome.batch:
+            # Parsed once, for the batch extractor and the message alike.
+            document = json_document(body, content_type, self._max_body)
+            if document is not None:
+                self._batch_outcome(attrs, call, outcome, document)
+            if recording and outcome.classification is not None:
+                self._set_message(attrs, message_from_document(document, self._message_max))
+            return
+        if recording and outcome.classification is not None:
+            self._set_message(attrs, self._message(body, content_type))
+
+    def _message(self, body: bytes, content_type: str | None) -> str | None:
+        if not self._capture_message:
+            return None
+        if len(body) > _MAX_CACHED_BODY:
+            document = json_document(body, content_type, self._max_body)
+            return message_from_document(document, self._message_max)
+        key = (body, content_type)
+        try:
+            return self._messages[key]
+        except KeyError:
+            document = json_document(body, content_type, self._max_body)
+            return self._messages.put(key, message_from_document(document, self._message_max))
+
+    def _set_message(self, attrs: dict[str, AttributeValue], message: str | None) -> None:
+        if message and self._capture_message:
+            attrs[n.ATTR_ERROR_MESSAGE] = message
+
+    def _batch_outcome(
+        self, attrs: dict[str, AttributeValue], call: Call, outcome: Outcome, document: object
+    ) -> None:
+        try:
+            found = self._batch(document, outcome.status or 0)
+            if found is None:
+                return
+            # A user's extractor may return anything: check before recording.
+            items = count(found.items, MAX_BATCH_ITEMS)
+            failed = count(found.failed_items, MAX_BATCH_ITEMS)
+            if items is None or failed is None or failed > items:
+                raise TypeError("batch extractor returned impossible counts")
+            label = found.outcome
+        except Exception as exc:  # noqa: BLE001 - a user's extractor must not cost the core tags
+            _log_once("batch extractor", exc, level=logging.WARNING)
+            return
+        route = call.route
+        self._metrics.count_batch_items(route.template, route.host, items - failed, failed)
+        attrs[n.ATTR_BATCH_ITEMS] = items
+        attrs[n.ATTR_BATCH_FAILED_ITEMS] = failed
+        attrs[n.ATTR_BATCH_OUTCOME] = label
+
+    # --- no response ---------------------------------------------------------------
+
+    def on_failure(self, call: Call, failure: TransportFailure) -> None:
+        """Finish a call that got no response: count it, tag it, make its exception safe.
+
+        Args:
+            call: From ``on_request``.
+            failure: How far the request got (the adapter's exception mapping).
+        """
+        try:
+            if call.done:
+                return
+            call.done = True
+            outcome = FAILURE_OUTCOMES[failure, call.method in IDEMPOTENT_METHODS]
+            route = call.route
+            self._metrics.record_call(call.method, route.template, route.host, outcome)
+            if call.span.is_recording():
+                call.span.set_attributes(outcome.span_attributes)
+                redact_exception_event(call.span, call.url)
+        except Exception as exc:  # noqa: BLE001 - never mask the caller's error
+            _log_once("transport error", exc)
+
+
+def _url_keys_from_env() -> tuple[str, ...]:
+    """URL attributes the instrumentation sets, for spans that cannot tell us."""
+    opt_in = {
+        part.strip().lower()
+        for part in os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "").split(",")
+    }
+    if "http/dup" in opt_in:
+        return (n.ATTR_URL_FULL, n.ATTR_HTTP_URL_OLD)
+    if "http" in opt_in:
+        return (n.ATTR_URL_FULL,)
+    return (n.ATTR_HTTP_URL_OLD,)
+
+
+_logged: set[tuple[str, str]] = set()
+
+
+def _log_once(phase: str, exc: BaseException, level: int = logging.DEBUG) -> None:
+    """Log a failure once per (phase, exception type), naming only the type:
+    exception messages can carry URLs, headers or body text."""
+    key = (phase, type(exc).__name__)
+    if key in _logged or len(_logged) > 64:
+        return
+    _logged.add(key)
+    _LOG.log(level, "otel_productapi: %s failed (%s); telemetry skipped", phase, key[1])
