@@ -196,29 +196,29 @@ def test_retry_after_absent() -> None:
 )
 def test_request_id_is_cleaned(expected: str | None, raw: str) -> None:
     """Request ids keep printable ASCII only, stripped and cut to max_length."""
-    assert expected == request_id(headers(x_request_id=raw), ["X-Request-Id"], max_length=10)
+    assert expected == request_id(headers(x_request_id=raw), ["x-request-id"], max_length=10)
 
 
 def test_request_id_first_usable_name_wins() -> None:
     """Names are tried in order; absent or blank ones are skipped."""
     found = request_id(
         headers(x_correlation_id=" ", x_amzn_requestid="amz-1", x_request_id="req-1"),
-        ["X-Trace", "X-Correlation-Id", "X-Amzn-RequestId", "X-Request-Id"],
+        ["x-trace", "x-correlation-id", "x-amzn-requestid", "x-request-id"],
     )
     assert found == "amz-1"
 
 
 def test_request_id_huge_value_is_bounded() -> None:
     """A megabyte header yields at most max_length characters."""
-    assert request_id(headers(x_request_id="x" * 1_000_000), ["X-Request-Id"]) == "x" * 128
+    assert request_id(headers(x_request_id="x" * 1_000_000), ["x-request-id"]) == "x" * 128
 
 
 def test_request_id_non_positive_max_length() -> None:
     """max_length <= 0 records nothing."""
-    assert request_id(headers(x_request_id="abc"), ["X-Request-Id"], max_length=0) is None
+    assert request_id(headers(x_request_id="abc"), ["x-request-id"], max_length=0) is None
 
 
 def test_plain_dict_headers_are_accepted() -> None:
-    """A plain dict works, with exact-case keys."""
-    found = ratelimit_fields({"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "1"}, NOW, "auto")
+    """A plain dict works, with lower-case keys (what the hooks hand over)."""
+    found = ratelimit_fields({"x-ratelimit-limit": "5", "x-ratelimit-remaining": "1"}, NOW, "auto")
     assert found == (5, 1, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from conftest import Telemetry
 
@@ -9,6 +11,14 @@ from otel_productapi._core import names as n
 from otel_productapi._core.status import TransportFailure
 from otel_productapi._telemetry import metrics as _metrics
 from otel_productapi._telemetry.outcomes import FAILURE_OUTCOMES, outcome_of_status
+
+
+@dataclass(frozen=True)
+class Route:
+    """What metrics read of a route."""
+
+    template: str
+    host: str
 
 
 def test_one_aggregator_and_one_set_of_retry_counters_per_provider(telemetry: Telemetry) -> None:
@@ -39,7 +49,9 @@ def test_past_the_fold_point_routes_fold_and_classes_stay_exact(
     metrics = _metrics.ProductApiMetrics(telemetry.meter_provider)
     for i in range(50):
         status = 429 if i % 5 == 0 else 200
-        metrics.record_call("GET", f"/v1/route{i}", "api", outcome_of_status(status))
+        metrics.record_call(
+            "GET", Route(f"/v1/route{i}", "api"), outcome_of_status(status), None, None
+        )
     series = telemetry.series(n.METRIC_CLIENT_REQUESTS)
     assert len(series) <= 20
     assert sum(v for _, v in series) == 50
@@ -69,7 +81,9 @@ def test_zero_series_stop_at_half_the_table(
     monkeypatch.setattr(_metrics, "FOLD_RESERVE", 2)
     metrics = _metrics.ProductApiMetrics(telemetry.meter_provider)
     for i in range(18):
-        metrics.record_call("GET", f"/v1/route{i}", "api", outcome_of_status(200))
+        metrics.record_call(
+            "GET", Route(f"/v1/route{i}", "api"), outcome_of_status(200), None, None
+        )
     series = telemetry.series(n.METRIC_CLIENT_REQUESTS)
     zeros = [a for a, v in series if v == 0]
     real_routes = [a for a, v in series if v == 1]
@@ -91,7 +105,9 @@ def test_the_last_resort_is_the_sdk_overflow_series(
     monkeypatch.setattr(_metrics, "FOLD_RESERVE", 3)
     metrics = _metrics.ProductApiMetrics(telemetry.meter_provider)
     for status in range(200, 230):
-        metrics.record_call("GET", f"/v1/route{status}", "api", outcome_of_status(status))
+        metrics.record_call(
+            "GET", Route(f"/v1/route{status}", "api"), outcome_of_status(status), None, None
+        )
     series = telemetry.series(n.METRIC_CLIENT_REQUESTS)
     # route200 with its two zero series, statuses 201 and 202 folded, 203..229 overflowed.
     assert len(series) == 6
@@ -117,9 +133,9 @@ def test_gauges_keep_the_last_value_per_route(telemetry: Telemetry) -> None:
     """Rate-limit gauges report the last value seen for each route."""
     metrics = _metrics.ProductApiMetrics(telemetry.meter_provider)
     ok = outcome_of_status(200)
-    metrics.record_call("GET", "/a", "api", ok, limit=100, remaining=7)
-    metrics.record_call("GET", "/a", "api", ok, limit=None, remaining=6)
-    metrics.record_call("GET", "/b", "api", ok, limit=50, remaining=None)
+    metrics.record_call("GET", Route("/a", "api"), ok, 100, 7)
+    metrics.record_call("GET", Route("/a", "api"), ok, None, 6)
+    metrics.record_call("GET", Route("/b", "api"), ok, 50, None)
     route_a = {n.ATTR_URL_TEMPLATE: "/a", n.ATTR_SERVER_ADDRESS: "api"}
     route_b = {n.ATTR_URL_TEMPLATE: "/b", n.ATTR_SERVER_ADDRESS: "api"}
     assert sorted(telemetry.series(n.METRIC_RATELIMIT_LIMIT), key=str) == sorted(
@@ -131,9 +147,8 @@ def test_gauges_keep_the_last_value_per_route(telemetry: Telemetry) -> None:
 def test_transport_errors_have_no_status_code(telemetry: Telemetry) -> None:
     """A call without a response is counted without http.response.status_code."""
     metrics = _metrics.ProductApiMetrics(telemetry.meter_provider)
-    metrics.record_call(
-        "POST", "/v1/x", "api", FAILURE_OUTCOMES[TransportFailure.AFTER_SEND, False]
-    )
+    outcome = FAILURE_OUTCOMES[TransportFailure.AFTER_SEND, False]
+    metrics.record_call("POST", Route("/v1/x", "api"), outcome, None, None)
     counted = [a for a, v in telemetry.series(n.METRIC_CLIENT_REQUESTS) if v == 1]
     assert counted == [
         {

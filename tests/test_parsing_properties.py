@@ -103,13 +103,14 @@ FAST = settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(header_dicts, RESET_UNITS)
 def test_header_parsing_never_raises_and_is_bounded(headers: dict[str, str], unit: str) -> None:
     """Any header values give None or counts in 0..10**18 and waits in 0..1 day."""
-    limit, remaining, reset = ratelimit_fields(headers, NOW, unit)
+    case_insensitive = CaseInsensitiveDict(headers)
+    limit, remaining, reset = ratelimit_fields(case_insensitive, NOW, unit)
     for count in (limit, remaining):
         assert count is None or 0 <= count < 10**18
     waits = [
         reset,
-        retry_after_seconds(headers, now=NOW),
-        ratelimit_wait_seconds(headers, now=NOW, reset_unit=unit),
+        retry_after_seconds(case_insensitive, now=NOW),
+        ratelimit_wait_seconds(case_insensitive, now=NOW, reset_unit=unit),
     ]
     for wait in waits:
         assert wait is None or (math.isfinite(wait) and 0.0 <= wait <= MAX_WAIT_SECONDS)
@@ -121,7 +122,9 @@ def test_request_id_is_printable_ascii_and_bounded(
     headers: dict[str, str], max_length: int
 ) -> None:
     """A request id is None or non-empty printable ASCII of at most max_length."""
-    found = request_id(headers, ["X-Request-Id", "X-RateLimit-Reset"], max_length=max_length)
+    found = request_id(
+        CaseInsensitiveDict(headers), ["x-request-id", "x-ratelimit-reset"], max_length=max_length
+    )
     if found is not None:
         assert 0 < len(found) <= max_length
         assert found.isascii()
@@ -276,10 +279,11 @@ def test_templated_segments_never_keep_what_scrub_text_would_change(segment: str
 def test_rate_limits_read_alike_from_requests_headers_and_dicts(
     headers: dict[str, str], unit: str
 ) -> None:
-    """A plain dict with the canonical names and requests' headers parse alike."""
+    """requests' headers and a plain dict with lower-case names parse alike."""
     canonical = {name: headers[name] for name in HEADER_NAMES if name in headers}
-    expected = ratelimit_fields(canonical, NOW, unit)
-    assert expected == ratelimit_fields(CaseInsensitiveDict(canonical), NOW, unit)
+    expected = ratelimit_fields(CaseInsensitiveDict(canonical), NOW, unit)
+    lower = {name.lower(): value for name, value in canonical.items()}
+    assert expected == ratelimit_fields(lower, NOW, unit)
 
 
 @FAST
@@ -288,5 +292,8 @@ def test_number_fast_path_agrees_with_the_pattern(value: str) -> None:
     """Plain digit strings skip the pattern and still read as the pattern reads them."""
     stripped = value.strip()
     match = _headers._LEADING_NUMBER_RE.match(stripped) if len(value) <= 64 else None
-    expected = match.group(1) if stripped and match else None
-    assert expected == _headers._number_text(value)
+    text = match.group(1) if stripped and match else None
+    expected = None if text is None else (float(text) if "." in text else int(text))
+    assert expected == _headers._parse_number(value)
+    assert expected == _headers._number(value)  # and the same again from the cache
+    assert expected == _headers._number(value)

@@ -1,8 +1,9 @@
 """Read rate-limit state, retry delays and request ids from response headers.
 
-Works on any headers object whose ``get(name)`` is case-insensitive (requests'
-``CaseInsensitiveDict``, ``httpx.Headers``; a plain ``dict`` with exact-case
-keys in tests). Header values come from the network, so every function here
+Works on any headers object whose ``get`` finds lower-case names: a
+case-insensitive mapping (requests' ``CaseInsensitiveDict``, ``httpx.Headers``)
+or a plain ``dict`` with lower-case keys. Header values come from the
+network, so every function here
 accepts any value (huge, non-ASCII, ``NaN``, ``1e309``, negative...) and
 answers ``None`` instead of raising. Results are bounded: counts are integers
 in ``0 .. 10**18 - 1`` (inside int64, so every exporter can encode them),
@@ -18,6 +19,7 @@ from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import Final, Literal, Protocol
 
+from otel_productapi._core.cache import BoundedCache
 from otel_productapi._core.scrub import scrub_text
 
 __all__ = [
@@ -45,10 +47,10 @@ EPOCH_SECONDS_THRESHOLD: Final = 1e9
 #: (again 2001-09-09; a current epoch-seconds value is about 1.7e9).
 EPOCH_MILLISECONDS_THRESHOLD: Final = 1e12
 
-_LIMIT: Final = "X-RateLimit-Limit"
-_REMAINING: Final = "X-RateLimit-Remaining"
-_RESET: Final = "X-RateLimit-Reset"
-_RETRY_AFTER: Final = "Retry-After"
+_LIMIT: Final = "x-ratelimit-limit"
+_REMAINING: Final = "x-ratelimit-remaining"
+_RESET: Final = "x-ratelimit-reset"
+_RETRY_AFTER: Final = "retry-after"
 # Longer values are not numbers or dates any API sends; refusing them early
 # keeps the per-request cost flat whatever a server returns.
 _MAX_VALUE_LENGTH: Final = 64
@@ -63,7 +65,7 @@ _PLAIN_ID_RE: Final = re.compile(r"[A-Za-z0-9._:;/\-]+")
 
 
 class Headers(Protocol):
-    """What we need of a headers object: a case-insensitive ``get``."""
+    """What we need of a headers object: ``get`` that finds lower-case names."""
 
     def get(self, key: str, /) -> str | None: ...
 
@@ -86,11 +88,6 @@ def _stripped(raw: object) -> str | None:
 def _number_text(raw: object) -> str | None:
     """The leading number of a numeric header value. Some gateways send a list
     such as ``100, 100;w=60`` (the IETF draft's form); its first element counts."""
-    if raw is None:
-        return None
-    if type(raw) is str and 0 < len(raw) <= _MAX_DIGITS and raw.isdigit() and raw.isascii():
-        # The usual value, and what the pattern below gives for it.
-        return raw
     value = _stripped(raw)
     if not value:
         return None
@@ -98,37 +95,62 @@ def _number_text(raw: object) -> str | None:
     return match.group(1) if match else None
 
 
-def _count(raw: object) -> int | None:
-    value = _number_text(raw)
-    if value is None or "." in value:
+def _parse_number(raw: object) -> int | float | None:
+    if type(raw) is str and raw.isdigit() and raw.isascii() and len(raw) <= _MAX_DIGITS:
+        return int(raw)  # the usual value, and what the general reader gives for it
+    text = _number_text(raw)
+    if text is None:
         return None
-    return int(value)
+    return float(text) if "." in text else int(text)
+
+
+# A header value is parsed once per distinct text: limits are constant, resets
+# change once a second, so most values repeat (remaining counts do not, and
+# cost a parse each).
+_numbers: BoundedCache[str, int | float | None] = BoundedCache(1024)
+_UNSEEN: Final = object()
+
+
+def _number(raw: object) -> int | float | None:
+    """A non-negative number read from a header value (finite), or ``None``."""
+    if type(raw) is not str:
+        return _parse_number(raw)
+    found = _numbers.get(raw, _UNSEEN)
+    if found is _UNSEEN:
+        return _numbers.put(raw, _parse_number(raw))
+    return found  # type: ignore[return-value]  # a value the cache holds
+
+
+def _count(raw: object) -> int | None:
+    number = _number(raw)
+    return number if type(number) is int else None
+
+
+def _reset_seconds(raw: object, now: float, reset_unit: str) -> float | None:
+    number = _number(raw)
+    if number is None:
+        return None
+    # Finite and >= 0: only the past and the upper bound need clamping.
+    if reset_unit == "delta_seconds" or (
+        reset_unit not in _EPOCH_UNITS and number < EPOCH_SECONDS_THRESHOLD
+    ):
+        seconds = number
+    elif reset_unit == "epoch_milliseconds" or (
+        reset_unit != "epoch_seconds" and number >= EPOCH_MILLISECONDS_THRESHOLD
+    ):
+        seconds = number / 1000.0 - now
+    else:
+        seconds = number - now
+    return 0.0 if seconds < 0.0 else float(min(seconds, MAX_WAIT_SECONDS))
+
+
+_EPOCH_UNITS: Final = frozenset({"epoch_seconds", "epoch_milliseconds"})
 
 
 def _clamp_wait(seconds: float) -> float:
     if math.isnan(seconds):
         return 0.0
     return min(max(seconds, 0.0), MAX_WAIT_SECONDS)
-
-
-def _reset_seconds(raw: object, now: float, reset_unit: str) -> float | None:
-    value = _number_text(raw)
-    if value is None:
-        return None
-    number = float(value)
-    unit = reset_unit
-    if unit not in ("delta_seconds", "epoch_seconds", "epoch_milliseconds"):
-        if number >= EPOCH_MILLISECONDS_THRESHOLD:
-            unit = "epoch_milliseconds"
-        elif number >= EPOCH_SECONDS_THRESHOLD:
-            unit = "epoch_seconds"
-        else:
-            unit = "delta_seconds"
-    if unit == "epoch_milliseconds":
-        return _clamp_wait(number / 1000.0 - now)
-    if unit == "epoch_seconds":
-        return _clamp_wait(number - now)
-    return _clamp_wait(number)
 
 
 def retry_after_seconds(headers: Headers, *, now: float) -> float | None:
@@ -184,15 +206,19 @@ def ratelimit_fields(
     digits (anything else, including ``-1``, ``1e3`` and ``12.5``, is
     ``None``); the reset comes from ``ratelimit_wait_seconds``.
     """
-    return (
-        _count(_raw(headers, _LIMIT)),
-        _count(_raw(headers, _REMAINING)),
-        ratelimit_wait_seconds(headers, now=now, reset_unit=reset_unit),
-    )
+    try:
+        get = headers.get
+        limit, remaining, reset = get(_LIMIT), get(_REMAINING), get(_RESET)
+    except Exception:  # noqa: BLE001 - a broken headers object must not break the call
+        return None, None, None
+    seconds = _reset_seconds(reset, now, reset_unit)
+    if seconds is None:
+        seconds = retry_after_seconds(headers, now=now)
+    return _count(limit), _count(remaining), seconds
 
 
 def request_id(headers: Headers, names: Sequence[str], max_length: int = 128) -> str | None:
-    """The first of ``names`` present with a usable value, safe to record.
+    """The first of ``names`` (lower-case) present with a usable value, safe to record.
 
     An id made only of letters, digits and ``. _ : ; / -`` (UUIDs, ULIDs,
     ``req_…``, AWS trace ids) is recorded as it is, cut to ``max_length``.

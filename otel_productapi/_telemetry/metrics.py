@@ -23,7 +23,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 from opentelemetry.metrics import (
     CallbackOptions,
@@ -57,6 +57,7 @@ FOLD_RESERVE: Final = 200
 FOLDED: Final = "_OTHER"
 
 _K = TypeVar("_K")
+_V = TypeVar("_V")
 # (method, url.template, server.address, outcome)
 _RequestKey = tuple[str, str, str, Outcome]
 # (url.template, server.address)
@@ -105,8 +106,22 @@ def _new_retry_instruments(meter_provider: MeterProvider | None) -> RetryInstrum
     )
 
 
-class _Series(dict[_K, int]):
-    """Values by key, bounded: per-route keys until ``FOLD_AT``, then folded, then overflow."""
+class RouteKey(Protocol):
+    """What metrics need of a route."""
+
+    @property
+    def template(self) -> str:
+        """``url.template``."""
+        ...
+
+    @property
+    def host(self) -> str:
+        """``server.address``."""
+        ...
+
+
+class _Series(dict[_K, _V]):
+    """Values by key, bounded: per-route keys until the fold point, then folded, then overflow."""
 
     __slots__ = ("_fold", "_overflow")
 
@@ -124,14 +139,10 @@ class _Series(dict[_K, int]):
             return folded
         return self._overflow
 
-    def add(self, key: _K, amount: int) -> None:
+    def add(self: _Series[_K, int], key: _K, amount: int) -> None:
         """Add ``amount``; the total saturates at int64's maximum (OTLP's limit)."""
         key = self.slot(key)
         self[key] = min(self.get(key, 0) + amount, MAX_INT64)
-
-    def set(self, key: _K, value: int) -> None:
-        """Keep ``value`` as the last one (gauges)."""
-        self[self.slot(key)] = value
 
 
 def _fold_request(key: _RequestKey) -> _RequestKey:
@@ -168,12 +179,14 @@ class ProductApiMetrics:
         """Create every instrument on the meter of ``meter_provider`` (global if ``None``)."""
         meter = meter_of(meter_provider)
         self._lock = threading.Lock()
-        self._requests: _Series[_RequestKey] = _Series(
+        self._requests: _Series[_RequestKey, int] = _Series(
             _fold_request, ("", _OVERFLOW, _OVERFLOW, OUTCOME_500)
         )
-        self._limits: _Series[_RouteKey] = _Series(_fold_route, (_OVERFLOW, _OVERFLOW))
-        self._remaining: _Series[_RouteKey] = _Series(_fold_route, (_OVERFLOW, _OVERFLOW))
-        self._items: _Series[_ItemKey] = _Series(_fold_item, (_OVERFLOW, _OVERFLOW, ""))
+        # (template, server) -> [last X-RateLimit-Limit, last X-RateLimit-Remaining]
+        self._gauges: _Series[_RouteKey, list[int | None]] = _Series(
+            _fold_route, (_OVERFLOW, _OVERFLOW)
+        )
+        self._items: _Series[_ItemKey, int] = _Series(_fold_item, (_OVERFLOW, _OVERFLOW, ""))
         self._attributes: dict[object, Attributes] = {}
         self.requests = meter.create_observable_counter(
             n.METRIC_CLIENT_REQUESTS,
@@ -183,13 +196,13 @@ class ProductApiMetrics:
         )
         self.ratelimit_remaining = meter.create_observable_gauge(
             n.METRIC_RATELIMIT_REMAINING,
-            callbacks=[self._observe(self._remaining, _route_attributes)],
+            callbacks=[self._observe_gauge(1)],
             unit=n.METRIC_RATELIMIT_UNIT,
             description="Requests left in the current rate-limit window (X-RateLimit-Remaining).",
         )
         self.ratelimit_limit = meter.create_observable_gauge(
             n.METRIC_RATELIMIT_LIMIT,
-            callbacks=[self._observe(self._limits, _route_attributes)],
+            callbacks=[self._observe_gauge(0)],
             unit=n.METRIC_RATELIMIT_UNIT,
             description="Requests allowed per rate-limit window (X-RateLimit-Limit).",
         )
@@ -205,34 +218,37 @@ class ProductApiMetrics:
     def record_call(
         self,
         method: str,
-        template: str,
-        server: str,
+        route: RouteKey,
         outcome: Outcome,
-        *,
-        limit: int | None = None,
-        remaining: int | None = None,
+        limit: int | None,
+        remaining: int | None,
     ) -> None:
         """Count one call, and keep the rate-limit gauges its response carried.
 
         Args:
             method: Normalised method (``_OTHER`` for unknown ones).
-            template: ``url.template``.
-            server: ``server.address``.
+            route: Its ``url.template`` and ``server.address``.
             outcome: The status's or transport failure's ``Outcome``.
             limit: ``X-RateLimit-Limit``, if sent.
             remaining: ``X-RateLimit-Remaining``, if sent.
         """
+        template, server = route.template, route.host
         key = (method, template, server, outcome)
         with self._lock:
-            requests = self._requests
-            if key in requests:
-                requests[key] += 1
-            else:
+            try:
+                self._requests[key] += 1
+            except KeyError:
                 self._new_request_series(key)
+            if limit is None and remaining is None:
+                return
+            gauges = (template, server)
+            gauge = self._gauges.get(gauges)
+            if gauge is None:
+                gauge = self._gauges.setdefault(self._gauges.slot(gauges), [None, None])
             if limit is not None:
-                self._limits.set((template, server), limit)
+                gauge[0] = limit
             if remaining is not None:
-                self._remaining.set((template, server), remaining)
+                gauge[1] = remaining
 
     def count_batch_items(self, template: str, server: str, accepted: int, failed: int) -> None:
         """Count the items of one batched write by outcome (zero counts are skipped)."""
@@ -263,6 +279,18 @@ class ProductApiMetrics:
             with self._lock:
                 snapshot = list(values.items())
             return [Observation(v, self._attributes_of(k, build)) for k, v in snapshot]
+
+        return callback
+
+    def _observe_gauge(self, index: int) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            with self._lock:
+                snapshot = [(k, v[index]) for k, v in self._gauges.items()]
+            return [
+                Observation(v, self._attributes_of(k, _route_attributes))
+                for k, v in snapshot
+                if v is not None
+            ]
 
         return callback
 

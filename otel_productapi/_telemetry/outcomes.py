@@ -24,7 +24,14 @@ from otel_productapi._core.status import (
     classify_transport_failure,
 )
 
-__all__ = ["FAILURE_OUTCOMES", "OUTCOME_429", "OUTCOME_500", "Outcome", "outcome_of_status"]
+__all__ = [
+    "FAILURE_OUTCOMES",
+    "OUTCOME_429",
+    "OUTCOME_500",
+    "Outcome",
+    "outcome_of_status",
+    "reads_body",
+]
 
 AttributeValue = str | bool | int
 
@@ -123,3 +130,11 @@ def _failure_outcomes() -> dict[tuple[TransportFailure, bool], Outcome]:
 
 #: ``(failure, method is idempotent) -> Outcome`` for calls that got no response.
 FAILURE_OUTCOMES: Final = _failure_outcomes()
+
+
+def reads_body(status: int) -> bool:
+    """``outcome_of_status(status).reads_body`` without the look-up: an error or 202/422.
+
+    Adapters ask before fetching a body, so that success responses cost nothing.
+    """
+    return status == 202 or not 100 <= status < 400

@@ -43,12 +43,16 @@ from otel_productapi._core.status import (
 from otel_productapi._core.urls import redact_url
 from otel_productapi._telemetry.context import RESEND_COUNT
 from otel_productapi._telemetry.metrics import ProductApiMetrics
-from otel_productapi._telemetry.outcomes import FAILURE_OUTCOMES, Outcome, outcome_of_status
+from otel_productapi._telemetry.outcomes import (
+    FAILURE_OUTCOMES,
+    Outcome,
+    outcome_of_status,
+)
 from otel_productapi._telemetry.redaction import redact_exception_event
 from otel_productapi._telemetry.routes import Route, RouteTable
 from otel_productapi._telemetry.settings import ProductApiSettings
 
-__all__ = ["Call", "Tagger", "current_call", "reads_body"]
+__all__ = ["Call", "Tagger", "current_call"]
 
 _LOG = logging.getLogger("otel_productapi")
 
@@ -61,6 +65,11 @@ _MAX_CACHED_BODY: Final = 1024
 _MAX_MESSAGES: Final = 256
 
 AttributeValue = str | bool | int | float
+
+_LIMIT: Final = n.ATTR_RATELIMIT_LIMIT
+_REMAINING: Final = n.ATTR_RATELIMIT_REMAINING
+_RESET: Final = n.ATTR_RATELIMIT_RESET
+_REQUEST_ID: Final = n.ATTR_REQUEST_ID
 
 
 class Call:
@@ -99,14 +108,6 @@ def current_call() -> Call | None:
     return _CURRENT.get()
 
 
-def reads_body(status: int) -> bool:
-    """Whether ``on_response`` looks at the body for this status (errors, batches).
-
-    Adapters ask before fetching a body, so that success responses cost nothing.
-    """
-    return outcome_of_status(status).reads_body
-
-
 class Tagger:
     """Settings read once, and the per-phase methods every adapter calls.
 
@@ -119,7 +120,7 @@ class Tagger:
         self._metrics = metrics
         self._routes = RouteTable(settings.host_matcher(), settings.route_templater())
         self._batch: BatchExtractor = settings.resolved_batch_extractor()
-        self._request_id_names = tuple(settings.request_id_headers)
+        self._request_id_names = tuple(name.lower() for name in settings.request_id_headers)
         self._request_id_max = settings.request_id_max_length
         self._capture_message = settings.capture_message
         self._message_max = settings.message_max_length
@@ -147,13 +148,13 @@ class Tagger:
                 method = normalize_method(method)
             call = Call(self, route, method, span, url)
             _CURRENT.set(call)
-            if span.is_recording():
-                span.update_name(route.span_names[call.method])
-                resend = RESEND_COUNT.get()
-                if route.redact or resend > 0:
-                    span.set_attributes(self._request_attributes(span, route, url, resend))
-                else:
-                    span.set_attributes(route.attributes)
+            # No is_recording() check: on a non-recording span both are no-ops.
+            span.update_name(route.span_names[call.method])
+            resend = RESEND_COUNT.get()
+            if route.redact or resend > 0:
+                span.set_attributes(self._request_attributes(span, route, url, resend))
+            else:
+                span.set_attributes(route.attributes)
             return call
         except Exception as exc:  # noqa: BLE001 - telemetry must never break the call
             _log_once("request", exc)
@@ -187,9 +188,9 @@ class Tagger:
         Args:
             call: From ``on_request``.
             status: The HTTP status.
-            headers: Response headers (case-insensitive ``get``).
+            headers: Response headers, ``get`` finding lower-case names.
             body: The body, only if the adapter already had it in memory
-                (never read a stream for this) and ``reads_body(status)``.
+                (never read a stream for this) and ``outcomes.reads_body(status)``.
         """
         try:
             if call.done:
@@ -198,50 +199,49 @@ class Tagger:
             outcome = outcome_of_status(status)
             limit, remaining, reset = ratelimit_fields(headers, _now(), self._reset_unit)
             route = call.route
-            self._metrics.record_call(
-                call.method, route.template, route.host, outcome, limit=limit, remaining=remaining
-            )
+            self._metrics.record_call(call.method, route, outcome, limit, remaining)
             span = call.span
-            recording = span.is_recording()
-            attrs: dict[str, AttributeValue] = dict(outcome.span_attributes) if recording else {}
-            if body is not None and outcome.reads_body and len(body) <= self._max_body:
-                self._body_attributes(
-                    attrs, call, outcome, headers=headers, body=body, recording=recording
-                )
-            if not recording:
+            if not span.is_recording():
+                if outcome.batch and body is not None:
+                    self._body_attributes({}, call, outcome, headers, body, recording=False)
                 return
-            if limit is not None:
-                attrs[n.ATTR_RATELIMIT_LIMIT] = limit
-            if remaining is not None:
-                attrs[n.ATTR_RATELIMIT_REMAINING] = remaining
-            if reset is not None:
-                attrs[n.ATTR_RATELIMIT_RESET] = reset
-            rid = request_id(headers, self._request_id_names, self._request_id_max)
-            if rid is not None:
-                attrs[n.ATTR_REQUEST_ID] = rid
-            if attrs:
-                span.set_attributes(attrs)
+            attrs: dict[str, AttributeValue | None] = {
+                **outcome.span_attributes,
+                _LIMIT: limit,
+                _REMAINING: remaining,
+                _RESET: reset,
+                _REQUEST_ID: request_id(headers, self._request_id_names, self._request_id_max),
+            }
+            if body is not None and outcome.reads_body:
+                self._body_attributes(attrs, call, outcome, headers, body, recording=True)
+            # The SDK refuses None values (with a warning): drop what the response lacked.
+            if None in attrs.values():
+                attrs = {key: value for key, value in attrs.items() if value is not None}
+            span.set_attributes(attrs)
         except Exception as exc:  # noqa: BLE001 - telemetry must never break the call
             _log_once("response", exc)
 
     def _body_attributes(
         self,
-        attrs: dict[str, AttributeValue],
+        attrs: dict[str, AttributeValue | None],
         call: Call,
         outcome: Outcome,
-        *,
         headers: Headers,
         body: bytes,
+        *,
         recording: bool,
     ) -> None:
-        content_type = headers.get("Content-Type")
+        """Batch outcome (counted even on a non-recording span) and error message."""
+        if len(body) > self._max_body:
+            return
+        content_type = headers.get("content-type")
         if not (content_type is None or isinstance(content_type, str)):
             return
         if outcome.batch:
             # Parsed once, for the batch extractor and the message alike.
             document = json_document(body, content_type, self._max_body)
             if document is not None:
-                self._batch_outcome(attrs, call, outcome, document)
+                self._batch_outcome(attrs, call, outcome, document, recording=recording)
             if recording and outcome.classification is not None:
                 self._set_message(attrs, message_from_document(document, self._message_max))
             return
@@ -261,12 +261,18 @@ class Tagger:
             document = json_document(body, content_type, self._max_body)
             return self._messages.put(key, message_from_document(document, self._message_max))
 
-    def _set_message(self, attrs: dict[str, AttributeValue], message: str | None) -> None:
+    def _set_message(self, attrs: dict[str, AttributeValue | None], message: str | None) -> None:
         if message and self._capture_message:
             attrs[n.ATTR_ERROR_MESSAGE] = message
 
     def _batch_outcome(
-        self, attrs: dict[str, AttributeValue], call: Call, outcome: Outcome, document: object
+        self,
+        attrs: dict[str, AttributeValue | None],
+        call: Call,
+        outcome: Outcome,
+        document: object,
+        *,
+        recording: bool,
     ) -> None:
         try:
             found = self._batch(document, outcome.status or 0)
@@ -283,6 +289,8 @@ class Tagger:
             return
         route = call.route
         self._metrics.count_batch_items(route.template, route.host, items - failed, failed)
+        if not recording:
+            return
         attrs[n.ATTR_BATCH_ITEMS] = items
         attrs[n.ATTR_BATCH_FAILED_ITEMS] = failed
         attrs[n.ATTR_BATCH_OUTCOME] = label
@@ -302,7 +310,7 @@ class Tagger:
             call.done = True
             outcome = FAILURE_OUTCOMES[failure, call.method in IDEMPOTENT_METHODS]
             route = call.route
-            self._metrics.record_call(call.method, route.template, route.host, outcome)
+            self._metrics.record_call(call.method, route, outcome, None, None)
             if call.span.is_recording():
                 call.span.set_attributes(outcome.span_attributes)
                 redact_exception_event(call.span, call.url)

@@ -21,8 +21,9 @@ from otel_productapi._adapters import zero_code
 from otel_productapi._adapters.requests.private import loaded_body
 from otel_productapi._adapters.requests.transport import ADAPTER_PATCH, CALL_ATTR, call_of
 from otel_productapi._telemetry.metrics import metrics_for
+from otel_productapi._telemetry.outcomes import reads_body
 from otel_productapi._telemetry.settings import ProductApiSettings, load_settings
-from otel_productapi._telemetry.tagger import Tagger, reads_body
+from otel_productapi._telemetry.tagger import Tagger
 
 __all__ = ["HOOK_MARK", "ProductApiHooks", "RequestsHooks", "make_hooks"]
 
