@@ -30,14 +30,9 @@ from otel_productapi._core.headers import (
     request_id,
     retry_after_seconds,
 )
+from otel_productapi._core.routes import MAX_TEMPLATE_LENGTH, RouteTemplater
 from otel_productapi._core.scrub import scrub_text
-from otel_productapi._core.urls import (
-    MAX_TEMPLATE_LENGTH,
-    MAX_URL_LENGTH,
-    HostMatcher,
-    RouteTemplater,
-    redact_url,
-)
+from otel_productapi._core.urls import MAX_URL_LENGTH, HostMatcher, redact_url
 
 NOW = 1_700_000_000.0
 HEADER_NAMES = [

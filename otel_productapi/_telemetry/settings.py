@@ -16,7 +16,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from otel_productapi._core import names as n
 from otel_productapi._core.body import BatchExtractor, default_batch_extractor, load_batch_extractor
 from otel_productapi._core.headers import ResetUnit
-from otel_productapi._core.urls import HostMatcher, RouteTemplater
+from otel_productapi._core.routes import RouteTemplater
+from otel_productapi._core.urls import HostMatcher
 
 __all__ = ["ProductApiSettings", "SettingsError", "load_settings"]
 

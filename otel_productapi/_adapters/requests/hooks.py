@@ -20,7 +20,6 @@ import functools
 import logging
 import math
 import os
-import re
 import threading
 import time
 import traceback
@@ -50,7 +49,7 @@ from otel_productapi._core.status import (
     classify_status,
     classify_transport_failure,
 )
-from otel_productapi._core.urls import MAX_URL_LENGTH, redact_url
+from otel_productapi._core.urls import MAX_URL_LENGTH, needs_redaction, redact_url, split_url
 from otel_productapi._telemetry.context import RESEND_COUNT
 from otel_productapi._telemetry.metrics import ProductApiMetrics, metrics_for
 from otel_productapi._telemetry.settings import ProductApiSettings, load_settings
@@ -152,6 +151,8 @@ class _Hooks:
         self._messages: dict[tuple[bytes, str | None], str | None] = {}
         #: URL up to its last "/" -> _route_of's answer (see there).
         self._routes: dict[str, tuple[str, str, bool]] = {}
+        #: The templater's generation the cached routes were computed in.
+        self._routes_generation = self._templater.generation
 
     # --- request phase ------------------------------------------------------
 
@@ -166,6 +167,10 @@ class _Hooks:
             # A URL ending in an ASCII id is answered by what comes before the
             # id (see _route_of); any other URL takes the general path.
             head, _, last = url.rpartition("/")
+            if self._routes_generation != self._templater.generation:
+                # The templater learned a new id position: cached routes may be stale.
+                self._routes_generation = self._templater.generation
+                self._routes.clear()
             route = self._routes.get(head) if last.isdigit() and last.isascii() else None
             if route is None:
                 route = self._route_of(url, last)
@@ -210,19 +215,17 @@ class _Hooks:
         the cache starts over). test_hooks_properties checks cached answers
         against this function.
         """
-        start = url.find("://")
-        if start < 0:
+        split = split_url(url)
+        if split is None:
             return None
-        host, path = _split_at(url, start)
-        if not host:
-            return None
+        host, path = split
         known = self._hosts.get(host)
         if known is None:
             known = self._is_product_host(host)
         if not known:
             return None
-        template = self._templater.path_template(path)
-        redact = _may_need_redaction(url, path)
+        template = self._templater.template(path)
+        redact = needs_redaction(url)
         route = (host, template, redact)
         if (
             last.isdigit()
@@ -578,51 +581,9 @@ def remove_adapter_patch() -> None:
 # --- small helpers ----------------------------------------------------------
 
 
-def _split_at(url: str, start: int) -> tuple[str, str]:
-    """``(host, path)`` of a URL whose ``://`` is at ``start``, like ``urlsplit``.
-
-    Lower-cased host, path without query or fragment (``/`` when empty).
-    Hand-written because ``urlsplit`` costs several microseconds on URLs it
-    has not cached, and every request has a new URL (ids in the path).
-    """
-    # Authority up to the first "/", "?" or "#"; path up to the first "?" or "#".
-    hostport, path = _AUTHORITY_PATH_MATCH(url, start + 3).groups()  # type: ignore[union-attr]
-    if "@" in hostport:
-        hostport = hostport.rpartition("@")[2]
-    host = hostport[1 : hostport.find("]")] if hostport[:1] == "[" else hostport.partition(":")[0]
-    return host.lower(), path or "/"
-
-
-_AUTHORITY_PATH: Final = re.compile(r"([^/?#]*)([^?#]*)")
-_AUTHORITY_PATH_MATCH: Final = _AUTHORITY_PATH.match
-
-
-# What could make ``redact_url`` change a URL: userinfo ("@"), a query or
-# fragment, percent-escapes, "+" (phones), spaces, parentheses... (any
-# character outside _PLAIN_URL), a JWT ("eyJ"), or a run of 12 or more
-# word characters in the path (a long token, or a phone written
-# 415-555-0100). A URL with none of these is recorded as the instrumentation
-# already has it; test_hooks_properties checks that redact_url agrees.
-_PLAIN_URL: Final = re.compile(r"[A-Za-z0-9/._~:\-]*")
-_LONG_RUN_LENGTH: Final = 12
-_LONG_RUN: Final = re.compile(r"[A-Za-z0-9_.\-]{12}")
-
-
-def _may_need_redaction(url: str, path: str) -> bool:
-    """False only when ``redact_url(url) == url`` for certain (cheap pre-check).
-
-    Args:
-        url: The whole URL.
-        path: Its path, from ``_split_at``.
-    """
-    start = url.find("://")
-    return (
-        start < 0
-        or len(url) > MAX_URL_LENGTH
-        or _PLAIN_URL.fullmatch(url, start + 3) is None
-        or "eyJ" in path
-        or _LONG_RUN.search(path) is not None
-    )
+# An id of this many digits may be a phone number to needs_redaction (ten
+# digits in a row), so it adds to the redaction pre-check of its route.
+_LONG_RUN_LENGTH: Final = 10
 
 
 def _method(method: str | None) -> str:
