@@ -412,6 +412,39 @@ def test_nothing_survives_in_userinfo_or_fragment(needle: tuple[str, str]) -> No
 
 # --- Consistency of the fast paths -----------------------------------------------------
 
+_TEMPLATE_PATHS = st.builds(
+    lambda segments, tail: "/" + "/".join(segments) + tail,
+    st.lists(
+        st.one_of(
+            st.sampled_from(["v1", "users", "items", "123", "", "x:", "1234", "a1b2c3"]),
+            st.text(st.sampled_from("ab1:/._-~%@+"), max_size=6),
+        ),
+        max_size=5,
+    ),
+    st.one_of(st.just(""), st.integers(0, 10**15).map(lambda i: f"/{i}"), st.just("/?q=1")),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    paths=st.lists(_TEMPLATE_PATHS, min_size=1, max_size=30),
+    templates=st.sampled_from(
+        [(), ("/v1/users/{id}",), ("/v1/users/123",), ("/v1/{a}/{b}", "/v1/items/1234")]
+    ),
+    threshold=st.sampled_from([1, 2, 20]),
+)
+def test_cached_routes_are_what_the_uncached_computation_gives(
+    paths: list[str], templates: tuple[str, ...], threshold: int
+) -> None:
+    """The path and id-tail caches never answer differently from computing afresh."""
+    cached = RouteTemplater(templates, learn_threshold=threshold)
+    reference = RouteTemplater(templates, learn_threshold=threshold)
+    for path in paths + paths:
+        expected = reference._template(path.partition("?")[0])
+        assert cached.template(path) == expected
+    assert cached.generation == reference.generation
+
+
 _URL_TEXT = st.text(st.characters(codec="ascii", exclude_categories=["Cc"]), max_size=80)
 _URLS = st.builds(
     lambda scheme, userinfo, host, port, path, tail: (

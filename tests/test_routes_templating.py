@@ -228,9 +228,18 @@ def test_kept_literals_are_cached_and_ids_are_not() -> None:
 def test_template_cache_is_bounded() -> None:
     """Thousands of distinct ids share one route and the path cache stays at its cap."""
     templater = RouteTemplater()
+    routes = {templater.template(f"/v1/users/u{i}x{i}y/orders") for i in range(5000)}
+    assert {"/v1/users/{id}/orders"} == routes
+    assert 0 < len(templater._cache) <= templater._cache.max_size == 1024
+
+
+def test_numeric_ids_are_answered_by_what_comes_before_them() -> None:
+    """Paths ending in a number share one cache entry: the path without the number."""
+    templater = RouteTemplater()
     routes = {templater.template(f"/v1/users/{i}") for i in range(5000)}
     assert {"/v1/users/{id}"} == routes
-    assert 0 < len(templater._cache) <= templater._cache.max_size == 1024
+    assert dict(templater._heads) == {"/v1/users": "/v1/users/{id}"}
+    assert len(templater._cache) == 0
 
 
 # --- Learning ---------------------------------------------------------------------
@@ -258,7 +267,7 @@ def test_user_names_are_learned_after_the_threshold() -> None:
 def test_generation_changes_only_when_an_answer_changes() -> None:
     """Known paths, ids and new literals under the threshold leave the generation alone."""
     templater = RouteTemplater(learn_threshold=3)
-    for path in ["/v1/users/a", "/v1/users/b", "/v1/users/b", "/v1/users/42", "/v1/users/c"]:
+    for path in ["/v1/users/42", "/v1/users/a", "/v1/users/b", "/v1/users/b", "/v1/users/c"]:
         templater.template(path)
     assert templater.generation == 0
     assert templater.template("/v1/users/a") == "/v1/users/a"  # answered from the cache
@@ -316,7 +325,10 @@ def test_positions_that_hold_ids_take_looser_id_shapes() -> None:
     assert templater.template("/v1/users/GDodnvYtiUgMGBY") == "/v1/users/{id}"
     assert templater.template("/v1/users/me") == "/v1/users/me"
     assert templater.template("/v1/users/search") == "/v1/users/search"
-    assert templater.generation == 0
+    assert templater.generation == 1  # the first id where a literal was answered
+    assert templater.template("/v1/users/ieqh52") == "/v1/users/{id}"
+    templater.template("/v1/users/67890")
+    assert templater.generation == 1
 
 
 def test_learning_forgets_the_prefixes_it_made_dead() -> None:

@@ -328,8 +328,10 @@ class RouteTemplater:
     (a new fixed word there is folded) rather than forgetting what it
     learned.
 
-    ``generation`` increases whenever learning changes the answer for some
-    paths, so a caller that caches answers per URL knows to drop them.
+    ``generation`` increases whenever learning may change the answer for
+    some paths already answered (a position learned, or a position with
+    literals taking its first id), so a caller that caches answers per URL
+    knows to drop them.
 
     Thread-safe: answers for known paths, and for known literals under known
     prefixes, take no lock; a lock is taken only to record a new value.
@@ -351,6 +353,7 @@ class RouteTemplater:
 
     __slots__ = (
         "_cache",
+        "_heads",
         "_lock",
         "_positions",
         "_templates",
@@ -388,6 +391,8 @@ class RouteTemplater:
         self.max_prefixes = max_prefixes
         self.generation = 0
         self._cache: BoundedCache[str, str] = BoundedCache(_PATH_CACHE_SIZE)
+        #: Path without its all-digit last segment -> the route (see template()).
+        self._heads: BoundedCache[str, str] = BoundedCache(_PATH_CACHE_SIZE)
         self._positions: dict[str, _Position] = {}
         self._lock = threading.Lock()
 
@@ -397,10 +402,28 @@ class RouteTemplater:
         known = cache.get(path)
         if known is not None:
             return known
+        head, slash, last = path.rpartition("/")
+        if (
+            slash
+            and last.isdigit()
+            and last.isascii()
+            and self.digits_are_ids
+            and len(path) <= _MAX_PATH_INPUT
+            and "?" not in path
+            and "#" not in path
+            and "://" not in path[:16]
+        ):
+            # The usual call, /v1/items/12345: the answer does not depend on
+            # the id, so it is cached by what comes before it.
+            heads = self._heads
+            known = heads.get(head)
+            if known is None:
+                known = heads.put(head, self._template(path))
+            return known
         key = path
-        if "://" in path[:16]:
-            split = split_url(path)
-            path = split[1] if split is not None else "/"
+        split = split_url(path) if "://" in path[:16] else None
+        if split is not None:
+            path = split[1]
         elif "?" in path or "#" in path:
             path = path.partition("?")[0].partition("#")[0]
         if len(path) > _MAX_PATH_INPUT:
@@ -431,7 +454,8 @@ class RouteTemplater:
                     self._holds_ids(prefix)
             else:
                 shaped = raw
-            structural = structural and _is_structural(shaped)
+            if structural:
+                structural = _is_structural(shaped)
             prefix = f"{prefix}/{shaped}"
             if len(prefix) >= MAX_TEMPLATE_LENGTH:
                 break
@@ -444,8 +468,12 @@ class RouteTemplater:
             return
         with self._lock:
             position = self._position(prefix)
-            if position is not None:
-                position.holds_ids = True
+            if position is None or position.holds_ids:
+                return
+            position.holds_ids = True
+            if position.values:
+                # Literals already answered here may now read as ids (_id_like).
+                self._new_generation()
 
     def _position(self, prefix: str) -> _Position | None:
         """The position under ``prefix``, added if the table has room (lock held)."""
@@ -489,7 +517,12 @@ class RouteTemplater:
             for p, known in self._positions.items()
             if not p.startswith(start) or p.startswith(placeholder)
         }
+        self._new_generation()
+
+    def _new_generation(self) -> None:
+        """Drop every cached answer and tell callers to (called with the lock held)."""
         self._cache = BoundedCache(_PATH_CACHE_SIZE)
+        self._heads = BoundedCache(_PATH_CACHE_SIZE)
         self.generation += 1
 
     def __repr__(self) -> str:

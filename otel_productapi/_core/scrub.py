@@ -71,9 +71,10 @@ SECRET: Final = "{secret}"  # noqa: S105 - a placeholder, not a secret
 
 #: ``scrub_text(text, max_length=n)`` scrubs at most ``n + CUT_MARGIN``
 #: characters. The margin is longer than anything a pattern needs to see
-#: whole (an e-mail is at most 64 + 1 + 255 characters), so a value that
-#: starts inside the first ``n`` characters is always seen whole or is long
-#: enough to be caught from its visible part (tokens, JWTs, key prefixes).
+#: whole (an e-mail as read here is at most 64 + 3 + 8 * 64 + 63 = 642
+#: characters, a phone number about 40), so a value that starts inside the
+#: first ``n`` characters is always seen whole, or is long enough to be
+#: caught from its visible part (tokens, JWTs, key prefixes, secret values).
 CUT_MARGIN: Final = 1024
 
 # --- e-mail addresses ---------------------------------------------------------
@@ -85,8 +86,12 @@ CUT_MARGIN: Final = 1024
 # then read backwards, by a pattern applied to the reversed 64 characters
 # before the "@". \w is Unicode-aware: "jürgen@münchen.de" and
 # "用户@例子.中国" count.
+# "(?=(X))\1" matches X atomically (Python 3.10 has no atomic groups): the
+# labels, each a run followed by "." and another label character, are taken
+# greedily once, and the TLD must follow them, ending the domain.
 _AT_DOMAIN_RE: Final = re.compile(
-    r"(?:@|%40)(?:[\w\-]{1,63}\.){1,8}(?:[^\W\d_]{2,63}|xn--[\w\-]{1,59})(?![\w\-]|\.[\w\-])"
+    r"(?:@|%40)(?=((?:[\w\-]{1,63}\.(?=[\w\-])){1,8}))\1"
+    r"(?:[^\W\d_]{2,63}|xn--[\w\-]{1,59})(?![\w\-]|\.[\w\-])"
 )
 _LOCAL_REVERSED_RE: Final = re.compile(r"[\w.%+\-]{1,64}")
 

@@ -71,6 +71,7 @@ def shorten(value: str, limit: int = _SHOWN) -> str:
 
 # Authority up to the first "/", "?" or "#"; path up to the first "?" or "#".
 _AUTHORITY_PATH_MATCH: Final = re.compile(r"([^/?#]*)([^?#]*)").match
+_AUTHORITY_MATCH: Final = re.compile(r"[^/?#]*").match
 _SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 
 
@@ -310,7 +311,7 @@ def redact_url(url: str) -> str:
         return REDACTED
     start = _scheme_end(url)
     if start >= 0:
-        authority, _ = _AUTHORITY_PATH_MATCH(url, start + 3).groups()  # type: ignore[union-attr]
+        authority = _AUTHORITY_MATCH(url, start + 3).group()  # type: ignore[union-attr]
         if len(authority) > MAX_URL_LENGTH or _host_of(authority) is None:
             return REDACTED
         host = authority.rpartition("@")[2]
@@ -339,7 +340,11 @@ def redact_url(url: str) -> str:
 # in a row (the shortest API key, xoxb- and ten). test_core_urls checks the
 # pre-check against redact_url over generated near-misses.
 _PLAIN_URL: Final = re.compile(r"[A-Za-z0-9/._~:\-]*")
-_SUSPECT_PATH: Final = re.compile(r"eyJ|:|[0-9.\-]{10}|[A-Za-z0-9_\-]{15}")
+# Runs are tried from their first character only, so a long word costs one
+# attempt, not one per character.
+_SUSPECT_PATH: Final = re.compile(
+    r"eyJ|:|(?<![0-9.\-])[0-9.\-]{10}|(?<![A-Za-z0-9_\-])[A-Za-z0-9_\-]{15}"
+)
 
 
 def needs_redaction(url: str) -> bool:
