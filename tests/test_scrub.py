@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from otel_productapi._core import scrub as _scrub
-from otel_productapi._core.scrub import CUT_MARGIN, looks_random, scrub_text
+from otel_productapi._core.scrub import CUT_MARGIN, KEY_PREFIXES, looks_random, scrub_text
 
 
 @pytest.mark.parametrize(
@@ -239,6 +239,26 @@ def test_tokens_are_replaced(expected: str, text: str) -> None:
 def test_key_value_secrets_are_replaced(expected: str, text: str) -> None:
     """The value of a secret-named key becomes {secret}; the key stays readable."""
     assert expected == scrub_text(text)
+
+
+# Bodies in each vendor's documented alphabet and length.
+_KEY_BODIES = {
+    "SG.": "a1B2c3D4e5F6g7H8i9J0kL.m1N2o3P4q5R6s7T8u9V0w1X2y3Z4a5B6c7D8e9F0g1H2i",
+    "dop_v1_": "0123456789abcdef" * 4,
+    "shpat_": "0123456789abcdef" * 2,
+    "key-": "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6",
+    "AKIA": "IOSFODNN7EXAMPLE",
+    "ASIA": "Y34FZKBOKMUTVV7A",
+}
+
+
+@pytest.mark.parametrize("prefix", KEY_PREFIXES)
+def test_every_documented_key_prefix_is_caught(prefix: str) -> None:
+    """Each prefix of KEY_PREFIXES, with a body of its real shape, becomes {token}."""
+    key = prefix + _KEY_BODIES.get(
+        prefix, "aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5zA7bC9dE1fG3hI5jK7lM9nO1"
+    )
+    assert scrub_text(f"used {key} here") == "used {token} here"
 
 
 def test_hex_under_32_characters_is_not_a_secret() -> None:

@@ -189,28 +189,25 @@ def _verb_or_word_shape(segment: str) -> str:
 def segment_shape(raw: str) -> str:
     """The template of one raw path segment by its shape alone.
 
-    ===============================================================  ===========
-    segment (percent-decoded)                                        becomes
-    ===============================================================  ===========
-    digits                                                           ``{id}``
-    contains ``@``; anything ``scrub_text`` sees an e-mail in        ``{email}``
-    a phone number ``scrub_text`` recognises                         ``{phone}``
-    anything else ``scrub_text`` would change (JWT, API key...)      ``{token}``
-    32+ token characters, or longer than 64 characters               ``{token}``
-    UUID (with or without dashes)                                    ``{uuid}``
-    IPv4 or IPv6 address                                             ``{id}``
-    anything outside ``A-Z a-z 0-9 . _ ~ : -``                       ``{id}``
-    ``name:verb``                                                    the shape of
-                                                                     ``name``, then
-                                                                     ``:verb``
-    a version (``v1``, ``v2beta1``, ``1.0``)                         kept
-    3+ digits in a row (``ord_12345``, ``2024-01-15``)               ``{id}``
-    8+ hex characters with a digit (ObjectId)                        ``{id}``
-    a part (between ``.``, ``_``, ``~``, ``-``) that ``looks_random``  ``{id}``
-    (``cus_NffrFeUfNV2Hib``, ``my-post-3f9a8c``, ULIDs, KSUIDs,
-    nanoids), or 16+ letters and digits
-    anything else (``users``, ``batchCreate``, ``oauth2``, ``k8s``)  kept
-    ===============================================================  ===========
+    The segment is percent-decoded, then the first rule that holds decides:
+
+    1. digits: ``{id}``; contains ``@``: ``{email}``; a UUID (with or
+       without dashes): ``{uuid}``; an IPv4 or IPv6 address: ``{id}``;
+    2. anything ``scrub_text`` would change: ``{email}`` or ``{phone}`` for
+       those, ``{id}`` for a short random run it took for a key (a KSUID, a
+       ULID), else ``{token}`` (API keys, JWTs, ``key=value`` secrets);
+    3. 32+ key characters, or longer than 64 characters: ``{token}``;
+    4. anything outside ``A-Z a-z 0-9 . _ ~ : -`` (non-ASCII, spaces,
+       braces): ``{id}``;
+    5. ``name:verb`` (``users:search``, ``ord_123:cancel``): the shape of
+       ``name``, then ``:verb``;
+    6. a version (``v1``, ``v2beta1``, ``1.0``): kept;
+    7. three digits in a row (``ord_12345``, ``2024-01-15``), 8+ hex
+       characters with a digit (ObjectIds), a part between ``.``, ``_``,
+       ``~`` or ``-`` that ``looks_random`` or has 16+ letters and digits
+       (``cus_NffrFeUfNV2Hib``, ``my-post-3f9a8c``), or parts that look
+       random once joined (nanoids, base64url): ``{id}``;
+    8. anything else (``users``, ``batchCreate``, ``oauth2``, ``k8s``): kept.
 
     Kept segments are cached (``_SHAPE_CACHE_SIZE`` of them, then the cache
     starts over): literals repeat on every request, ids do not.
@@ -326,7 +323,9 @@ class RouteTemplater:
     tracked; when the table is full, a literal under a prefix not in it
     becomes ``{id}`` at once: the templater fails towards *low* cardinality
     (a new fixed word there is folded) rather than forgetting what it
-    learned.
+    learned. Memory is bounded by ``max_prefixes`` sets of at most
+    ``COLLECTION_FACTOR * learn_threshold`` hashes: 2.5 MiB with the
+    defaults, measured with 1024 prefixes each one value short of learning.
 
     ``generation`` increases whenever learning may change the answer for
     some paths already answered (a position learned, or a position with
