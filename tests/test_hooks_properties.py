@@ -24,7 +24,6 @@ from otel_productapi._adapters.requests import transport as _transport
 from otel_productapi._adapters.requests.hooks import RequestsHooks
 from otel_productapi._core import names as n
 from otel_productapi._core.body import json_document, message_from_document
-from otel_productapi._core.urls import needs_redaction, redact_url, split_url
 from otel_productapi._telemetry.settings import load_settings
 from otel_productapi._telemetry.tagger import Tagger
 
@@ -273,55 +272,6 @@ def test_a_broken_response_object_does_not_raise() -> None:
     span = _call(rig, "/v1/things", "GET", response)
 
     _check_span(span)
-
-
-_URL_TEXT = st.text(
-    st.characters(codec="ascii", exclude_categories=["Cc"]),
-    max_size=80,
-)
-_URLS = st.builds(
-    lambda scheme, userinfo, host, port, path, tail: (
-        f"{scheme}://{userinfo}{host}{port}/{path}{tail}"
-    ),
-    st.sampled_from(["http", "https"]),
-    st.sampled_from(["", "user:pass@", "a@"]),
-    st.sampled_from(["api.product.test", "API.Product.Test", "127.0.0.1", "[::1]"]),
-    st.sampled_from(["", ":8080"]),
-    _URL_TEXT.map(lambda s: s.replace("?", "").replace("#", "")),
-    st.sampled_from(["", "?token=abc", "?a=1&b=2", "#frag", "?x#y"]),
-)
-
-
-@settings(max_examples=500, deadline=None)
-@given(url=_URLS)
-def test_url_split_agrees_with_urlsplit(url: str) -> None:
-    """The hand-written host/path split gives what urlsplit gives."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    assert split_url(url) == ((parts.hostname or ""), parts.path or "/")
-
-
-_PLAIN_URLS = st.builds(
-    lambda host, segments: f"http://{host}/" + "/".join(segments),
-    st.sampled_from(["api.product.test", "127.0.0.1:8080"]),
-    st.lists(
-        st.one_of(
-            st.text(st.sampled_from("abcXYZ019._~:-"), max_size=40),
-            st.integers(0, 10**12).map(str),
-            st.sampled_from(["555-123-4567", "eyJhbGciOi", "users", "v1"]),
-        ),
-        max_size=8,
-    ),
-)
-
-
-@settings(max_examples=1000, deadline=None)
-@given(url=st.one_of(_PLAIN_URLS, _URLS))
-def test_redaction_fast_path_is_only_taken_when_redaction_changes_nothing(url: str) -> None:
-    """Whenever the hooks skip redact_url, redact_url would have returned the URL unchanged."""
-    if not needs_redaction(url):
-        assert redact_url(url) == url
 
 
 _URL_PREFIXES = st.just(f"http://{HOST}/v1/items") | st.builds(

@@ -29,14 +29,9 @@ from otel_productapi._core.headers import (
     request_id,
     retry_after_seconds,
 )
+from otel_productapi._core.routes import MAX_TEMPLATE_LENGTH, RouteTemplater
 from otel_productapi._core.scrub import scrub_text
-from otel_productapi._core.urls import (
-    MAX_TEMPLATE_LENGTH,
-    MAX_URL_LENGTH,
-    HostMatcher,
-    RouteTemplater,
-    redact_url,
-)
+from otel_productapi._core.urls import MAX_URL_LENGTH, HostMatcher, redact_url
 
 
 def error_message(body: bytes, *, content_type: str | None, max_length: int) -> str | None:

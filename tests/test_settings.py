@@ -1,4 +1,5 @@
-"""Settings come from PRODUCTAPI_OTEL_* and .env, and bad values name their variable."""
+"""Settings come from PRODUCTAPI_OTEL_* (and an env file only when named), and bad values
+name their variable."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def test_defaults() -> None:
         "message_max_length": 256,
         "max_body_bytes": 65536,
         "batch_extractor": None,
+        "route_learn_threshold": 20,
         "ratelimit_reset_unit": "auto",
     }
     assert settings.host_matcher()("any.host.test") is True
@@ -57,6 +59,7 @@ def test_defaults() -> None:
             "epoch_milliseconds",
         ),
         ({"request_id_max_length": 1}, "REQUEST_ID_MAX_LENGTH", "1"),
+        ({"route_learn_threshold": 5}, "ROUTE_LEARN_THRESHOLD", "5"),
         (
             {"batch_extractor": "otel_productapi._core.body:default_batch_extractor"},
             "BATCH_EXTRACTOR",
@@ -80,22 +83,48 @@ def test_variable_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) ->
     assert load_settings().hosts == ["api.example.com"]
 
 
-def test_dotenv_file_is_read(tmp_path: Path) -> None:
-    """A .env file in the working directory configures the library; other keys are ignored."""
+def test_a_dotenv_file_in_the_working_directory_is_not_read(tmp_path: Path) -> None:
+    """A cloned repository's .env configures nothing, and names no code to import."""
+    (tmp_path / "planted.py").write_text("raise SystemExit('imported from .env')\n")
     (tmp_path / ".env").write_text(
+        "PRODUCTAPI_OTEL_HOSTS=api.example.com\nPRODUCTAPI_OTEL_BATCH_EXTRACTOR=planted:f\n"
+    )
+    settings = load_settings()
+    assert (settings.hosts, settings.batch_extractor) == ([], None)
+
+
+def test_an_env_file_named_by_its_variable_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PRODUCTAPI_OTEL_ENV_FILE names the one env file read; other keys are ignored."""
+    env_file = tmp_path / "productapi.env"
+    env_file.write_text(
         "PRODUCTAPI_OTEL_HOSTS=api.example.com\n"
         "PRODUCTAPI_OTEL_MAX_BODY_BYTES=1024\n"
         "SOMETHING_ELSE=1\n"
     )
+    monkeypatch.setenv("PRODUCTAPI_OTEL_ENV_FILE", str(env_file))
     settings = load_settings()
     assert (settings.hosts, settings.max_body_bytes) == (["api.example.com"], 1024)
 
 
-def test_environment_wins_over_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A real environment variable overrides the same key in .env."""
-    (tmp_path / ".env").write_text("PRODUCTAPI_OTEL_MESSAGE_MAX_LENGTH=10\n")
+def test_environment_wins_over_the_env_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real environment variable overrides the same key in the env file."""
+    (tmp_path / "productapi.env").write_text("PRODUCTAPI_OTEL_MESSAGE_MAX_LENGTH=10\n")
+    monkeypatch.setenv("PRODUCTAPI_OTEL_ENV_FILE", str(tmp_path / "productapi.env"))
     monkeypatch.setenv("PRODUCTAPI_OTEL_MESSAGE_MAX_LENGTH", "20")
     assert load_settings().message_max_length == 20
+
+
+def test_a_missing_env_file_is_an_error_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An env file that is not there fails fast rather than being ignored."""
+    monkeypatch.setenv("PRODUCTAPI_OTEL_ENV_FILE", str(tmp_path / "nope.env"))
+    with pytest.raises(SettingsError, match=r"^PRODUCTAPI_OTEL_ENV_FILE: no such file, got '"):
+        load_settings()
 
 
 def test_overrides_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,12 +196,42 @@ def test_unknown_override_is_refused() -> None:
         load_settings(mesage_max_length=10)
 
 
-def test_huge_bad_input_is_shortened_in_the_message(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The offending value is quoted, but cut so a huge value cannot flood logs."""
-    monkeypatch.setenv("PRODUCTAPI_OTEL_MAX_BODY_BYTES", "x" * 10_000)
+@pytest.mark.parametrize(
+    "variable",
+    ["MAX_BODY_BYTES", "HOSTS", "ROUTE_TEMPLATES", "REQUEST_ID_HEADERS", "BATCH_EXTRACTOR"],
+)
+def test_a_megabyte_of_bad_input_gives_a_short_message(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """The offending value is quoted, but cut, in pydantic's part of the line and in our
+    validators' own messages, so a huge value cannot flood logs."""
+    monkeypatch.setenv("PRODUCTAPI_OTEL_" + variable, "x:" * 500_000)
     with pytest.raises(SettingsError) as info:
         load_settings()
-    assert len(str(info.value)) < 300
+    (line,) = str(info.value).splitlines()
+    assert line.startswith(f"PRODUCTAPI_OTEL_{variable}: ")
+    assert len(line) < 400
+
+
+@pytest.mark.parametrize(
+    ("pattern", "fragment"),
+    [
+        (":", "host pattern ':'"),
+        ("::", "host pattern '::'"),
+        ("a" * 64 + ".example.com", "host pattern 'aaaa"),
+        ("*", "host pattern '*'"),
+        ("api..example.com", "host pattern 'api..example.com'"),
+    ],
+    ids=["colon", "double-colon", "label-over-63", "bare-wildcard", "empty-label"],
+)
+def test_host_patterns_must_be_host_names(
+    monkeypatch: pytest.MonkeyPatch, pattern: str, fragment: str
+) -> None:
+    """Host patterns that no host name can match are refused at start-up."""
+    monkeypatch.setenv("PRODUCTAPI_OTEL_HOSTS", f"api.example.com,{pattern}")
+    with pytest.raises(SettingsError, match=r"^PRODUCTAPI_OTEL_HOSTS: ") as info:
+        load_settings()
+    assert fragment in str(info.value)
 
 
 def test_direct_construction_raises_pydantic_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,17 +1,16 @@
-"""Host matching, route templating and URL redaction."""
+"""Host matching, URL splitting and URL redaction."""
 
 from __future__ import annotations
 
 import pytest
 
-from otel_productapi._core import urls as _urls
 from otel_productapi._core.urls import (
-    MAX_TEMPLATE_LENGTH,
     MAX_URL_LENGTH,
     REDACTED,
     HostMatcher,
-    RouteTemplater,
+    needs_redaction,
     redact_url,
+    split_url,
 )
 
 # --- HostMatcher ---------------------------------------------------------------
@@ -30,6 +29,8 @@ from otel_productapi._core.urls import (
         (False, "product.example.org"),
         (False, "evilproduct.example.org"),
         (True, "::1"),
+        (True, "10.0.0.7"),
+        (True, "xn--mnchen-3ya.de"),
         (False, None),
         (False, ""),
     ],
@@ -37,7 +38,9 @@ from otel_productapi._core.urls import (
 )
 def test_host_matcher(expected: bool, host: str | None) -> None:
     """Exact names match case-insensitively; *.suffix matches subdomains only."""
-    matcher = HostMatcher(["api.example.com", "*.product.example.org", "[::1]"])
+    matcher = HostMatcher(
+        ["api.example.com", "*.product.example.org", "[::1]", "10.0.0.7", "münchen.de"]
+    )
     assert expected is matcher(host)
     assert expected is matcher(host)  # the cached answer agrees
 
@@ -46,6 +49,15 @@ def test_host_matcher(expected: bool, host: str | None) -> None:
 def test_empty_host_list_matches_every_host(host: str | None) -> None:
     """With no patterns every request is instrumented."""
     assert HostMatcher([])(host) is True
+
+
+def test_host_cache_is_bounded_and_answers_stay_right() -> None:
+    """Thousands of distinct hosts keep the cache at its cap, and every answer is right."""
+    matcher = HostMatcher(["*.example.com"])
+    for i in range(5000):
+        assert matcher(f"h{i}.example.com") is True
+        assert matcher(f"h{i}.example.org") is False
+    assert len(matcher._cache) <= matcher._cache.max_size == 1024
 
 
 @pytest.mark.parametrize(
@@ -59,139 +71,108 @@ def test_empty_host_list_matches_every_host(host: str | None) -> None:
         "api.*.com",
         "",
         "*.",
-    ],
-    ids=["scheme", "path", "port", "space", "glued-star", "inner-star", "empty", "bare-star"],
-)
-def test_host_matcher_rejects_bad_patterns(pattern: str) -> None:
-    """A pattern that is not a host name or *.suffix is refused with its text in the message."""
-    with pytest.raises(ValueError, match="host pattern"):
-        HostMatcher([pattern])
-
-
-# --- RouteTemplater ------------------------------------------------------------
-
-TEMPLATES = [
-    "/v1/projects/{project}/users/{user_id}",
-    "/v1/projects/{project}/users/me",
-    "/v1/projects/{project}/audiences/{audience_id}",
-]
-
-
-@pytest.mark.parametrize(
-    ("expected", "path"),
-    [
-        ("/v1/projects/{project}/users/{user_id}", "/v1/projects/acme/users/42"),
-        ("/v1/projects/{project}/users/me", "/v1/projects/acme/users/me"),
-        ("/v1/projects/{project}/users/{user_id}", "/v1/projects/acme/users/7?expand=all"),
-        ("/v1/projects/{project}/audiences/{audience_id}", "/v1/projects/p/audiences/a#frag"),
-        ("/v1/projects/{project}/users/{user_id}", "https://api.example.com/v1/projects/a/users/b"),
-    ],
-    ids=["template", "most-specific-wins", "query-dropped", "fragment-dropped", "full-url"],
-)
-def test_configured_templates_match_by_segment(expected: str, path: str) -> None:
-    """A configured template matches segment by segment; the most literal one wins."""
-    assert expected == RouteTemplater(TEMPLATES).template(path)
-
-
-@pytest.mark.parametrize(
-    ("expected", "path"),
-    [
-        ("/v1/orders/{id}", "/v1/orders/12345"),
-        ("/v1/audiences/{uuid}", "/v1/audiences/550E8400-e29b-41d4-a716-446655440000"),
-        ("/v1/users/{email}", "/v1/users/jane.doe@example.com"),
-        ("/v1/users/{email}", "/v1/users/jane.doe%40example.com"),
-        ("/v1/users/{phone}", "/v1/users/+4915112345678"),
-        ("/v1/users/{phone}", "/v1/users/%2B4915112345678"),
-        ("/v1/blobs/{id}", "/v1/blobs/deadbeef12"),
-        ("/v1/keys/{token}", "/v1/keys/eyJhbGciOiJIUzI1NiJ9"),
-        ("/v1/keys/{token}", "/v1/keys/" + "Ab3" * 12),
-        ("/v1/orders/{id}", "/v1/orders/ord_12345"),
-        ("/v1/reports/{id}", "/v1/reports/2024-01-15"),
-        ("/v1/names/{id}", "/v1/names/caf%C3%A9"),
-        ("/v1/names/{id}", "/v1/names/a%20b"),
-        ("/v1/names/{id}", "/v1/names/{x}"),
-        ("/v1/names/{token}", "/v1/names/" + "a-" * 40),
-        ("/v1/users:batchCreate", "/v1/users:batchCreate"),
-        ("/v2beta1/things/deadbeef", "/v2beta1/things/deadbeef"),
-        ("/v1/things", "/v1/things?email=jane@example.com"),
-        ("/", ""),
-        ("/a//b/", "/a//b/"),
+        ":",
+        "::",
+        "a" * 64 + ".example.com",
+        ".".join(["abcdefghi"] * 26),
+        "-api.example.com",
+        "api-.example.com",
+        "1.2.3",
+        "999.1.1.1",
+        "*.10.0.0.1",
+        "[::1",
+        "[not-ipv6]",
     ],
     ids=[
-        "number",
-        "uuid",
-        "email",
-        "encoded-email",
-        "phone",
-        "encoded-phone",
-        "hex-id",
-        "jwt",
-        "long-token",
-        "prefixed-id",
-        "date",
-        "non-ascii",
+        "scheme",
+        "path",
+        "port",
         "space",
-        "braces",
-        "over-64",
-        "custom-method",
-        "letters-only-hex-kept",
-        "query-dropped",
+        "glued-star",
+        "inner-star",
         "empty",
-        "empty-segments",
+        "bare-star",
+        "colon",
+        "double-colon",
+        "64-char-label",
+        "259-char-name",
+        "leading-dash",
+        "trailing-dash",
+        "numeric-name",
+        "bad-ipv4",
+        "wildcard-ip",
+        "unclosed-bracket",
+        "bracketed-name",
     ],
 )
-def test_default_templating(expected: str, path: str) -> None:
-    """Unmatched paths keep literal segments and replace ids and personal data."""
-    assert expected == RouteTemplater([]).template(path)
+def test_host_matcher_rejects_bad_patterns(pattern: str) -> None:
+    """A pattern that is not a host name, IP address or *.suffix is refused, naming it."""
+    with pytest.raises(ValueError, match="host pattern") as raised:
+        HostMatcher([pattern])
+    assert repr(pattern[:80])[:-1] in str(raised.value)
 
 
-def test_template_output_is_bounded() -> None:
-    """A path with thousands of segments yields at most MAX_TEMPLATE_LENGTH characters."""
-    result = RouteTemplater().template("/things" * 5000)
-    assert len(result) == MAX_TEMPLATE_LENGTH
-    assert result.startswith("/things/things")
+def test_host_label_of_63_and_name_of_253_characters_are_accepted() -> None:
+    """The DNS limits themselves are valid: a 63-character label, a 253-character name."""
+    label = "a" * 63
+    name = ".".join([label, label, label, "b" * 61])
+    assert len(name) == 253
+    assert HostMatcher([label + ".example.com", name])(name) is True
+
+
+def test_host_pattern_error_for_a_huge_value_is_short() -> None:
+    """A 1 MB pattern gives an error of a few hundred characters that says how long it was."""
+    with pytest.raises(ValueError, match="host pattern") as raised:
+        HostMatcher(["x" * 1_000_000 + ":1"])
+    message = str(raised.value)
+    assert len(message) < 400
+    assert "1000002 characters" in message
+    assert "'" + "x" * 80 + "'" in message
+
+
+# --- split_url -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "segment",
+    ("expected", "url"),
     [
-        "bwX73xzA7OO04ec08fMtbr-kAgzamc1wngze~:1",
-        ".sAdr3UiohX5je53kJhifyBahgQVY53zi9nsfvcPucZYr~",
-        "lk1rb8qM7S7eCVpH6s9k79-iok3um3lmjUmk2hhr7uaZ1y:YZh2kv.ua",
+        (("api.example.com", "/v1/things"), "https://api.example.com/v1/things?x=1#f"),
+        (("api.example.com", "/"), "https://API.Example.com"),
+        (("api.example.com", "/"), "https://api.example.com?x=1"),
+        (("h", "/p"), "https://user:pa55@h:8443/p"),
+        (("h", "/p"), "https://a@b@h/p"),
+        (("::1", "/x"), "http://[::1]:8080/x"),
+        (("h", "/a//b/"), "git+ssh://h/a//b/"),
+        (None, "/relative/path"),
+        (None, "/x?next=http://evil.example.com/"),
+        (None, "://no-scheme/x"),
+        (None, "1http://digit-first/x"),
+        (None, "http:///no-host"),
+        (None, "http://user@/no-host"),
+        (None, "http://[::1/unclosed"),
+        (None, "http://a]b/x"),
     ],
-    ids=["tilde-colon-after", "dots-around", "colon-after"],
+    ids=[
+        "query-fragment-dropped",
+        "empty-path",
+        "query-without-path",
+        "userinfo-port",
+        "two-ats",
+        "ipv6",
+        "scheme-with-plus",
+        "relative",
+        "url-in-query",
+        "empty-scheme",
+        "bad-scheme",
+        "empty-host",
+        "userinfo-only",
+        "unclosed-bracket",
+        "stray-bracket",
+    ],
 )
-def test_secret_runs_between_delimiters_become_tokens(segment: str) -> None:
-    """A secret run framed by '~', ':' or '.' is not kept as a literal segment."""
-    assert RouteTemplater().template(f"/v1/keys/{segment}") == "/v1/keys/{token}"
-
-
-def test_kept_literals_are_cached_and_ids_are_not() -> None:
-    """Literal segments repeat and are cached; ids never enter the literal cache."""
-    templater = RouteTemplater()
-    for i in range(50):
-        templater.template(f"/v1/projects/acme/items/{i}")
-    assert {"v1", "projects", "acme", "items"} <= _urls._kept.keys()
-    assert not any(key.isdigit() for key in _urls._kept)
-
-
-def test_template_cache_is_bounded() -> None:
-    """Thousands of distinct ids share one route and the cache stays at its cap."""
-    templater = RouteTemplater()
-    routes = {templater.template(f"/v1/users/{i}") for i in range(5000)}
-    assert {"/v1/users/{id}"} == routes
-    assert templater._cached.cache_info().currsize == 1024
-
-
-@pytest.mark.parametrize(
-    "template",
-    ["v1/things", "/v1/{a}b", "/v1/{a", "/v1/a}", "/v1/{}", "/v1/{a}?x=1"],
-    ids=["no-slash", "partial-segment", "unclosed", "unopened", "empty-name", "query"],
-)
-def test_bad_templates_are_refused(template: str) -> None:
-    """Templates must be paths whose placeholders are whole {name} segments."""
-    with pytest.raises(ValueError, match="route template"):
-        RouteTemplater([template])
+def test_split_url(expected: tuple[str, str] | None, url: str) -> None:
+    """Host (lower-cased, bare) and path of absolute URLs; None without scheme or host."""
+    assert expected == split_url(url)
 
 
 # --- redact_url ----------------------------------------------------------------
@@ -218,16 +199,28 @@ def test_bad_templates_are_refused(template: str) -> None:
             "https://h/x?session_id=REDACTED&Credential=REDACTED",
             "https://h/x?session_id=a&Credential=b",
         ),
+        ("https://h/x?api%5Fkey=REDACTED", "https://h/x?api%5Fkey=abc"),
         ("https://h/v1/users/{email}/orders", "https://h/v1/users/jane@example.com/orders"),
         ("https://h/v1/users/{email}", "https://h/v1/users/jane%40example.com"),
+        ("https://h/v1/users/{email}", "https://h/v1/users/j%C3%BCrgen@m%C3%BCnchen.de"),
         ("https://h/v1/users/{phone}", "https://h/v1/users/%2B4915112345678"),
+        ("https://h/v1/users/{phone}", "https://h/v1/users/+49%20(0)30%201234%205678"),
         ("https://h/x?to={email}&n=1", "https://h/x?to=jane%40example.com&n=1"),
+        ("https://h/x?to={email}", "https://h/x?to=john+doe%40example.com"),
+        ("https://h/x?to={email}", "https://h/x?to=j%C3%BCrgen%40m%C3%BCnchen.de"),
         ("https://h/x?phone={phone}", "https://h/x?phone=+4915112345678"),
+        ("https://h/x?phone={phone}", "https://h/x?phone=%2B49+151+12345678"),
+        ("https://h/x?q=call+{phone}+now", "https://h/x?q=call+%2B1+(415)+555-0100+now"),
+        ("https://h/x?q=Bearer+{token}", "https://h/x?q=Bearer+abcdef123456"),
         ("https://h/x?{email}=1", "https://h/x?jane@example.com=1"),
         ("https://h/x?flag", "https://h/x?flag"),
+        ("https://h/x?", "https://h/x?"),
         ("https://h/x", "https://h/x#access_token=abc"),
         ("https://h:8443/x?q=a%20b", "https://h:8443/x?q=a%20b"),
+        ("https://h/x?q=a+b&empty=", "https://h/x?q=a+b&empty="),
+        ("HTTPS://H/Mixed/Case", "HTTPS://H/Mixed/Case"),
         ("/relative/{email}", "/relative/jane@example.com"),
+        ("https://h/users;jsessionid={secret}", "https://h/users;jsessionid=ABC123"),
     ],
     ids=[
         "userinfo",
@@ -236,16 +229,28 @@ def test_bad_templates_are_refused(template: str) -> None:
         "token-signature-sig",
         "password-secret-code",
         "session-credential",
+        "encoded-sensitive-name",
         "email-in-path",
         "encoded-email-in-path",
+        "unicode-email-in-path",
         "encoded-phone-in-path",
+        "trunk-phone-in-path",
         "email-in-query",
+        "form-encoded-email",
+        "unicode-email-in-query",
         "raw-plus-phone-in-query",
+        "form-encoded-spaced-phone",
+        "form-encoded-phone-in-prose",
+        "bearer-in-query",
         "email-as-query-name",
         "bare-name",
+        "empty-query-kept",
         "fragment-dropped",
         "port-and-encoding-kept",
+        "plus-and-empty-value-kept",
+        "spelling-kept",
         "relative",
+        "path-parameter-secret",
     ],
 )
 def test_redact_url(expected: str, url: str) -> None:
@@ -254,13 +259,64 @@ def test_redact_url(expected: str, url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://[::1", "http://[not-ipv6]/"], ids=["unclosed-ipv6", "bad-ipv6"]
+    "url",
+    ["http://[::1", "http://[not-ipv6]/", "http://a]b/", "https://" + "a" * 3000 + "/x"],
+    ids=["unclosed-ipv6", "bad-ipv6", "stray-bracket", "huge-authority"],
 )
 def test_unparsable_url_gives_placeholder(url: str) -> None:
-    """A URL urlsplit rejects is replaced whole, never raised."""
+    """A URL with a malformed or over-long authority is replaced whole, never raised."""
     assert redact_url(url) == REDACTED
 
 
 def test_redacted_url_is_bounded() -> None:
     """Huge URLs are cut to MAX_URL_LENGTH."""
     assert len(redact_url("https://h/" + "a/" * 10_000)) == MAX_URL_LENGTH
+
+
+def test_a_secret_just_before_the_cut_is_scrubbed_whole() -> None:
+    """A URL is cut after scrubbing, so an e-mail straddling the limit leaves no part of itself."""
+    email = "jane.doe.long.name@example-company.com"
+    url = "https://h/" + "a" * (MAX_URL_LENGTH - len("https://h/") - 10) + "/" + email
+    redacted = redact_url(url)
+    assert redacted == url[: url.rindex("/")] + "/{email}"
+    assert len(url) > MAX_URL_LENGTH >= len(redacted)
+
+
+@pytest.mark.parametrize(
+    ("expected", "url"),
+    [
+        (False, "https://api.example.com/v1/projects/acme/users/42"),
+        (False, "http://127.0.0.1:8080/v1/organizations/members"),
+        (False, "https://api.example.com"),
+        (True, "https://api.example.com/v1/things?page=2"),
+        (True, "https://api.example.com/v1/things#top"),
+        (True, "https://u:p@api.example.com/v1/things"),
+        (True, "https://api.example.com/v1/users/jane%40example.com"),
+        (True, "https://api.example.com/v1/users/030-1234567"),
+        (True, "https://api.example.com/v1/keys/eyJhbGciOi"),
+        (True, "https://api.example.com/v1/keys/xoxb-1234567890"),
+        (True, "https://api.example.com/v1/password:hunter2"),
+        (True, "relative/path"),
+        (True, "https://h/" + "a" * MAX_URL_LENGTH),
+    ],
+    ids=[
+        "plain-with-id",
+        "long-words",
+        "no-path",
+        "query",
+        "fragment",
+        "userinfo",
+        "percent",
+        "phone-shaped",
+        "jwt",
+        "slack-token",
+        "colon",
+        "relative",
+        "too-long",
+    ],
+)
+def test_needs_redaction(expected: bool, url: str) -> None:
+    """The pre-check says no only for URLs redaction would leave as they are."""
+    assert expected is needs_redaction(url)
+    if not expected:
+        assert redact_url(url) == url

@@ -1,30 +1,49 @@
 """Replace personal data and secrets in free text with placeholders.
 
-Error messages, URL paths and query values can carry the e-mail addresses,
-phone numbers and tokens the Product API works with (its 404 page lists
-"phone, email" in the URL). ``scrub_text`` removes them before anything
-reaches a span or a log:
+Error messages, request ids, URL paths and query values can carry the
+e-mail addresses, phone numbers and credentials the Product API works with
+(its 404 page lists "phone, email" in the URL). ``scrub_text`` removes them
+before anything reaches a span, a metric or a log:
 
-    ========================================  ============
-    what                                      placeholder
-    ========================================  ============
-    e-mail address (``@`` or ``%40``)         ``{email}``
-    ``Bearer``/``Basic`` credentials          ``Bearer {token}``
-    JWT (``eyJ...``)                          ``{token}``
-    long secret (see ``_is_secret``)          ``{token}``
-    phone number (see below)                  ``{phone}``
-    ========================================  ============
+    =====================================================  ======================
+    what                                                   becomes
+    =====================================================  ======================
+    e-mail address, any script (``jürgen@münchen.de``),    ``{email}``
+    ``@`` or ``%40``
+    ``Bearer``/``Basic`` credentials                       ``Bearer {token}``
+    JWT (``eyJ...``)                                       ``{token}``
+    API key with a known prefix (``KEY_PREFIXES``)         ``{token}``
+    long random run (see ``looks_random``)                 ``{token}``
+    value of a secret-named key (``password=...``)         ``password={secret}``
+    phone number (see below)                               ``{phone}``
+    =====================================================  ======================
 
-Phone numbers: anything starting with ``+`` that has 7 to 15 digits
-(E.164, written compact or grouped with spaces, dots, dashes or an area code
-in parentheses), and the North-American shape ``555-123-4567`` /
-``(555) 123-4567``. A bare run of digits is *not* a phone number: without a
+Phone numbers, the hard case: a bare run of digits is *not* one (without a
 ``+`` or grouping it is indistinguishable from an id, an amount or a
-timestamp, and eating those ("page 2", "item 12345", "1700000000") would make
-messages useless. (URL paths get their digits templated separately.)
+timestamp, and eating those, "page 2", "item 12345", "1700000000", would
+make messages useless). What is:
 
-Each pattern runs only when a cheap substring check says it could match, so
-text without ``@``, ``+``, digits or long runs costs a few ``in`` checks.
+- international: ``+`` (or ``%2B``) and 7 to 15 digits, compact or grouped
+  by spaces, dots, dashes, slashes or bracketed groups, including a trunk
+  ``(0)`` (``+49 (0)30 1234 5678``, ``+1 (415) 555-0100``); ``00`` followed
+  by a country code counts as ``+`` when the number is grouped
+  (``0049 30 12345678``; a compact ``0049301234567`` is as likely a
+  zero-padded id);
+- a bracketed area code and 9 to 15 digits (``(030) 1234567``,
+  ``(415) 555-0100``, ``(11) 91234-5678``);
+- the North-American ``555-123-4567`` / ``555.123 4567`` (any separators);
+- digit groups joined by one repeated separator: 10 to 15 digits in three
+  or more groups (``555-123-4567``, ``06 12 34 56 78``, ``138 0013 8000``),
+  or 9 to 13 digits in two or more when the first group is a trunk ``0``
+  (``030 1234567``, ``0151/12345678``). Thousands groupings
+  (``10 000 000``), dotted IPv4 addresses and dates are not phones.
+
+Bounded cost: every pattern is anchored on a character that must be there
+(``@``, ``+``, a key prefix...) or made of bounded repetitions that cannot
+backtrack more than a constant per position, so the cost is linear in the
+text; ``max_length`` bounds the text before any pattern runs. Each pattern
+runs only when a cheap substring check says it could match, so ordinary
+messages cost a few ``in`` checks.
 """
 
 from __future__ import annotations
@@ -32,52 +51,263 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["EMAIL", "PHONE", "TOKEN", "scrub_text"]
+__all__ = [
+    "CUT_MARGIN",
+    "EMAIL",
+    "KEY_PREFIXES",
+    "PHONE",
+    "SECRET",
+    "TOKEN",
+    "has_credential",
+    "looks_random",
+    "scrub_text",
+]
 
 EMAIL: Final = "{email}"
 PHONE: Final = "{phone}"
 TOKEN: Final = "{token}"  # noqa: S105 - a placeholder, not a secret
+#: Replaces the value of a secret-named key in free text (``password=...``).
+SECRET: Final = "{secret}"  # noqa: S105 - a placeholder, not a secret
 
-# Local part and labels are bounded so that a long run without "@" costs a
-# bounded amount of backtracking per position instead of quadratic time.
-_EMAIL_RE: Final = re.compile(
-    r"[A-Za-z0-9._%+\-]{1,64}(?:@|%40)"
-    r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?){0,8}"
-    r"\.[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
+#: ``scrub_text(text, max_length=n)`` scrubs at most ``n + CUT_MARGIN``
+#: characters. The margin is longer than anything a pattern needs to see
+#: whole (an e-mail as read here is at most 64 + 3 + 8 * 64 + 63 = 642
+#: characters, a phone number about 40), so a value that starts inside the
+#: first ``n`` characters is always seen whole, or is long enough to be
+#: caught from its visible part (tokens, JWTs, key prefixes, secret values).
+CUT_MARGIN: Final = 1024
+
+# --- e-mail addresses ---------------------------------------------------------
+# Found from each "@" (or "%40"): a pattern that starts with the local part
+# tries up to 64 characters at every position of a long run, which is what
+# made a crafted body cost seconds. One pattern finds an "@" followed by a
+# domain (labels cannot contain ".", so each label has one way to match; the
+# TLD is letters in any script or an IDN "xn--" label); the local part is
+# then read backwards, by a pattern applied to the reversed 64 characters
+# before the "@". \w is Unicode-aware: "jürgen@münchen.de" and
+# "用户@例子.中国" count.
+# "(?=(X))\1" matches X atomically (Python 3.10 has no atomic groups): the
+# labels, each a run followed by "." and another label character, are taken
+# greedily once, and the TLD must follow them, ending the domain.
+_AT_DOMAIN_RE: Final = re.compile(
+    r"(?:@|%40)(?=((?:[\w\-]{1,63}\.(?=[\w\-])){1,8}))\1"
+    r"(?:[^\W\d_]{2,63}|xn--[\w\-]{1,59})(?![\w\-]|\.[\w\-])"
 )
-_AUTH_RE: Final = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=\-]{8,}", re.IGNORECASE)
-_JWT_RE: Final = re.compile(r"eyJ[A-Za-z0-9_\-]{5,}(?:\.[A-Za-z0-9_\-]*){0,2}")
-_SECRET_RE: Final = re.compile(r"[A-Za-z0-9_\-+/=]{32,}")
-_ALNUM_RUN_RE: Final = re.compile(r"[A-Za-z0-9]{20,}")
-# Separators are mandatory between groups, so a digit string has exactly one
-# way to match and a failed match cannot backtrack exponentially.
-_INTL_PHONE_RE: Final = re.compile(
-    r"\+\d{7,15}(?!\d)"
-    r"|\+\d{1,4}(?:[ .\-]?\(\d{1,4}\))?(?:[ .\-]\d{1,8}){1,6}(?!\d)"
+_LOCAL_REVERSED_RE: Final = re.compile(r"[\w.%+\-]{1,64}")
+
+
+def _scrub_emails(text: str) -> str:
+    pieces: list[str] = []
+    done = 0  # text[:done] is already in pieces
+    for found in _AT_DOMAIN_RE.finditer(text):
+        at = found.start()
+        if at < done:
+            continue
+        local = _LOCAL_REVERSED_RE.match(text[max(done, at - 64) : at][::-1])
+        if local is None:
+            continue
+        pieces.append(text[done : at - local.end()])
+        pieces.append(EMAIL)
+        done = found.end()
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+# --- credentials ----------------------------------------------------------------
+
+_AUTH_RE: Final = re.compile(r"\b(Bearer|Basic)(\s+)([A-Za-z0-9._~+/=\-]{8,})", re.IGNORECASE)
+# base64url of '{"', at the start of a token (random ids contain "eyJ" too).
+_JWT_RE: Final = re.compile(r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{5,}(?:\.[A-Za-z0-9_\-]*){0,4}")
+
+#: Prefixes of API keys with a documented shape (gitleaks and the vendors'
+#: docs): Stripe secret/publishable/restricted keys and webhook secrets, AWS
+#: access key ids, GitHub classic and fine-grained tokens, Slack bot/user/app
+#: tokens, Google API keys, GitLab, OpenAI/Anthropic, npm, PyPI, SendGrid,
+#: Shopify, DigitalOcean, Square, Mailgun.
+KEY_PREFIXES: Final = (
+    "sk_live_",
+    "sk_test_",
+    "pk_live_",
+    "pk_test_",
+    "rk_live_",
+    "rk_test_",
+    "whsec_",
+    "AKIA",
+    "ASIA",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "xoxb-",
+    "xoxp-",
+    "xapp-",
+    "AIza",
+    "glpat-",
+    "sk-",
+    "npm_",
+    "pypi-",
+    "SG.",
+    "shpat_",
+    "dop_v1_",
+    "sq0atp-",
+    "key-",
 )
-_NANP_PHONE_RE: Final = re.compile(
-    r"(?<![\d+])(?:\(\d{3}\)[ .\-]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}(?!\d)"
+_KEY_RE: Final = re.compile(
+    r"(?<![A-Za-z0-9])(?:"
+    r"[spr]k_(?:live|test)_[A-Za-z0-9]{10,}"
+    r"|whsec_[A-Za-z0-9+/=]{16,}"
+    r"|(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA|A3T[A-Z0-9])[A-Z0-9]{16}"
+    r"|gh[pousr]_[A-Za-z0-9]{30,}"
+    r"|github_pat_[A-Za-z0-9_]{30,}"
+    r"|xox[abposre]-[A-Za-z0-9\-]{10,}"
+    r"|xapp-[A-Za-z0-9\-]{10,}"
+    r"|AIza[A-Za-z0-9_\-]{30,}"
+    r"|glpat-[A-Za-z0-9_\-]{20,}"
+    r"|sk-[A-Za-z0-9_\-]{32,}"
+    r"|npm_[A-Za-z0-9]{30,}"
+    r"|pypi-[A-Za-z0-9_\-]{50,}"
+    r"|SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"
+    r"|shp(?:at|ss|ca|pa)_[A-Fa-f0-9]{32}"
+    r"|dop_v1_[a-f0-9]{64}"
+    r"|sq0(?:atp|csp)-[A-Za-z0-9_\-]{20,}"
+    r"|key-[A-Za-z0-9]{32}"
+    r")"
 )
-_PHONE_PIECE_RE: Final = re.compile(r"\+?[ .\-]?(?:\(\d+\)|\d+)")
-_DIGITS3_RE: Final = re.compile(r"\d{3}")
-_DIGIT_RE: Final = re.compile(r"\d")
-_HEXDIGITS: Final = frozenset("0123456789abcdefABCDEF")
+
+
+def has_credential(text: str) -> bool:
+    """True when ``text`` holds a JWT or an API key with a known prefix (``KEY_PREFIXES``)."""
+    return _KEY_RE.search(text) is not None or _JWT_RE.search(text) is not None
+
+
+# password=..., "api_key": "...", clientSecret: ..., X-Session-Token=...: the
+# key is a secret-looking name (whole, or the end of a camelCase/snake_case
+# name), the value runs to the next space, quote or delimiter (or, quoted,
+# to the closing quote). Names are matched case-insensitively but only at a
+# word start or a camelCase hump, so "monkey=" and "compass:" are not keys.
+_KV_NAMES: Final = (
+    r"pass(?:word|wd|phrase)|pwd|secret|token|api[_\-]?key|apikey|access[_\-]?key"
+    r"|private[_\-]?key|credentials?|authorization|auth[_\-]?(?:token|key)"
+    r"|session[_\-]?(?:id|key|token)|j?sessionid|phpsessid|signature"
+)
+_KV_RE: Final = re.compile(
+    # The leading class lets the regex engine skip to candidate letters fast.
+    r"(?=[PpSsTtAaCcJj])(?:(?<![A-Za-z])(?i:" + _KV_NAMES + r")"
+    r"|(?<=[a-z])(?:Pass(?:word|wd|phrase)|Pwd|Secret|Token|Api[_\-]?Key|AccessKey|PrivateKey"
+    r"|Credentials?|Signature|Session[_\-]?(?:Id|Key|Token)))"
+    r"[A-Za-z0-9_\-]{0,20}[\"']?[ \t]{0,3}(?P<sep>[:=])[ \t]{0,3}"
+    r"(?:(?P<quote>[\"'])(?P<quoted>[^\"'\r\n{]{1,256})|(?P<value>[^\s\"'&,;<>{}()\[\]]{1,256}))"
+)
+_SECRETISH_RE: Final = re.compile(r"[0-9]|.[A-Z]|[^A-Za-z]|.{12}")
 
 
 def _auth_placeholder(match: re.Match[str]) -> str:
-    return f"{match.group(1)} {TOKEN}"
+    # "Basic validation failed" is prose: a credential has a digit, a capital
+    # after its first letter, a symbol, or twelve characters or more.
+    if _SECRETISH_RE.search(match.group(3)) is None:
+        return match.group()
+    return f"{match.group(1)}{match.group(2)}{TOKEN}"
+
+
+def _kv_placeholder(match: re.Match[str]) -> str:
+    value = match.group("quoted") or match.group("value")
+    # "key=value" is an assignment whatever the value; after ":" only a value
+    # that looks like a secret is one ("token: expired" stays readable).
+    if match.group("sep") == ":" and _SECRETISH_RE.search(value) is None:
+        return match.group()
+    start = match.start("quoted") if match.group("quoted") else match.start("value")
+    return match.group()[: start - match.start()] + SECRET
+
+
+# --- random runs -------------------------------------------------------------------
+
+_RUN_RE: Final = re.compile(r"[A-Za-z0-9_\-+/=]{20,}")
+_STRETCH_RE: Final = re.compile(r"[A-Za-z0-9]+")
+_DIGIT_RUNS_RE: Final = re.compile(r"[0-9]+")
+_HEX_RE: Final = re.compile(r"[0-9a-fA-F]+")
+_CAMEL_WORD_RE: Final = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+# Case changes camelCase seldom makes: one lowercase letter between capitals
+# ("UgM"), a capital pair after a lowercase letter ("aBC"), or before one.
+_ODD_CASE_RE: Final = re.compile(r"(?<=[A-Z])[a-z](?=[A-Z])|[a-z](?=[A-Z]{2})|[A-Z](?=[A-Z][a-z])")
+_DIGIT_RE: Final = re.compile(r"[0-9]")
+_CASE_TABLE: Final = str.maketrans(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+    "U" * 26 + "l" * 26 + "d" * 10,
+)
+_CLASS_RUN_RE: Final = re.compile(r"U+|l+|d+")
+
+
+def looks_random(part: str) -> bool:
+    """True for an ASCII alphanumeric string shaped like a random id or key.
+
+    Shapes are told apart by how their character classes alternate, not by
+    a list of words:
+
+    - letters and digits, and two or more separate digit runs
+      (``x7k2p9``, ``01ARZ3NDEK...``) or six or more characters alternating
+      three or more times between classes (``3f9a8c``); one number inside a
+      word (``oauth2``, ``v2beta``, ``item7``, ``sha256``) is not enough;
+    - letters only, eight or more, mixed case, whose camelCase words average
+      under 2.5 letters (``aZbKqLmNpQ``) or whose case changes in ways
+      camelCase seldom does at least three times and once every seven
+      letters (``GDodnvYtiUgMGBY``); ``batchCreate``, ``getUserProfile`` and
+      ``XMLHttpRequest`` are words. Over 85,000 mixed-case identifiers from
+      the Python standard library and botocore, 0.35% read as random;
+      random letter strings of 17-27 letters are told 94% of the time,
+      of 12-16 letters 80% (learning in ``routes`` catches the rest).
+
+    Callers add their own length floor (an id can be short, a secret in
+    prose must be long).
+    """
+    if not part.isascii() or not part.isalnum() or part.isdigit():
+        return False
+    if part.isalpha():
+        return _letters_look_random(part)
+    if len(_DIGIT_RUNS_RE.findall(part)) >= 2:
+        return True
+    classes = len(_CLASS_RUN_RE.findall(part.translate(_CASE_TABLE)))
+    return len(part) >= 6 and classes >= 4
+
+
+def _letters_look_random(part: str) -> bool:
+    if len(part) < 8 or part.islower() or part.isupper():
+        return False
+    if len(part) < 2.5 * len(_CAMEL_WORD_RE.findall(part)):
+        return True
+    odd = len(_ODD_CASE_RE.findall(part))
+    return odd >= 3 and odd * 20 >= len(part) * 3
 
 
 def _is_secret(run: str) -> bool:
-    """A 32+ character run is a secret if it has a digit and is all hex, or
-    mixes letters and digits with a stretch of 20+ alphanumerics (random keys
-    do; slugs such as ``my-project-2024-launch-page`` and UUIDs do not)."""
-    if not any(c.isdigit() for c in run):
-        return False
-    if _HEXDIGITS.issuperset(run):
-        return True
-    return any(c.isalpha() for c in run) and _ALNUM_RUN_RE.search(run) is not None
+    """A 20+ character run of key characters that is a random key, not a word.
+
+    - 32+ characters with a digit that are all hex (digests, hex keys) or
+      hold a 20+ character stretch of letters and digits;
+    - a 20+ character alphanumeric stretch, not hex, that ``looks_random``
+      (base62/base32 keys, KSUIDs, ULIDs); hex under 32 characters is an id
+      (ObjectIds, span ids, short commit hashes) and stays;
+    - 32+ characters using lower case, upper case and digits, alternating
+      at least every four characters (base64 secrets: an AWS secret key).
+
+    UUIDs and slugs (``my-project-2024-launch-page``) are none of these.
+    """
+    stretches = _STRETCH_RE.findall(run)
+    if len(run) >= 32 and _DIGIT_RE.search(run):
+        if _HEX_RE.fullmatch(run):
+            return True
+        if any(len(s) >= 20 and not s.isdigit() for s in stretches):
+            return True
+    for stretch in stretches:
+        if len(stretch) >= 20 and not _HEX_RE.fullmatch(stretch) and looks_random(stretch):
+            return True
+    if len(run) >= 32:
+        classes = _CLASS_RUN_RE.findall(run.translate(_CASE_TABLE))
+        return len({c[0] for c in classes}) == 3 and len(classes) * 4 >= len(run)
+    return False
 
 
 def _secret_placeholder(match: re.Match[str]) -> str:
@@ -85,7 +315,40 @@ def _secret_placeholder(match: re.Match[str]) -> str:
     return TOKEN if _is_secret(run) else run
 
 
-def _phone_placeholder(match: re.Match[str]) -> str:
+# --- phone numbers --------------------------------------------------------------------
+# Every repetition is of "separator then digits" units where a separator is
+# mandatory, so a digit string splits into groups one way only and a failed
+# attempt backtracks a bounded amount.
+
+_SEP: Final = r"(?:[ .\-/]|%20)"
+_INTL_PHONE_RE: Final = re.compile(
+    r"(?<![\w+%])(?P<lead>\+|%2[Bb]|00(?=[1-9]))"
+    # At least seven digits close together, or no need to look further.
+    r"(?=(?:(?:[ .\-/()]|%20){0,3}\d){7})"
+    r"\d{1,15}(?:(?:" + _SEP + r"?\(\d{1,5}\)" + _SEP + r"?|" + _SEP + r")\d{1,15}){0,7}(?!\d)"
+)
+_PAREN_PHONE_RE: Final = re.compile(
+    r"(?<![\w+%(])\(\d{2,5}\)" + _SEP + r"?\d{2,8}(?:" + _SEP + r"\d{2,8}){0,3}(?!\d)"
+)
+# Not inside a longer number (a separator between digits continues it), but
+# "tel:030 1234567" and a final "." are fine.
+_NOT_AFTER_NUMBER: Final = r"(?<![\w+%])(?<!\d[.\-/:])"
+_NOT_BEFORE_NUMBER: Final = r"(?!\d|[.\-/:]\d)"
+_NANP_PHONE_RE: Final = re.compile(
+    _NOT_AFTER_NUMBER + r"(?:1[ .\-])?[2-9]\d{2}[ .\-]\d{3}[ .\-]\d{4}" + _NOT_BEFORE_NUMBER
+)
+_GROUPED_PHONE_RE: Final = re.compile(
+    _NOT_AFTER_NUMBER +
+    # A trunk "0" or three groups, and nine digits, or no need to look further.
+    r"(?=0\d|\d{1,5}[ .\-/]\d{2,8}[ .\-/]\d\d)(?=(?:[ .\-/]?\d){9})"
+    r"(?!(?:19|20)\d\d-\d\d-\d\d(?!\d))"  # ISO dates, frequent in logs
+    r"\d{1,5}(?P<sep>[ .\-/])\d{2,8}(?:(?P=sep)\d{2,8}){0,4}" + _NOT_BEFORE_NUMBER
+)
+_PHONE_PIECE_RE: Final = re.compile(r"\(\d+\)|\d+")
+_YEAR_RE: Final = re.compile(r"(?:19|20)\d\d")
+
+
+def _intl_placeholder(match: re.Match[str]) -> str:
     """Replace the longest leading run of groups holding 7-15 digits.
 
     A grouped number followed by more digit groups ("+49 151 12345678 42")
@@ -93,31 +356,66 @@ def _phone_placeholder(match: re.Match[str]) -> str:
     escape just because the whole match has too many digits.
     """
     text = match.group()
+    lead = len(match.group("lead"))
+    grouped = lead == 2  # "00" must be grouped: "0049301234" may be a padded id
     digits = 0
     end = 0
-    for piece in _PHONE_PIECE_RE.finditer(text):
-        digits += sum(c.isdigit() for c in piece.group())
+    for number, piece in enumerate(_PHONE_PIECE_RE.finditer(text, lead)):
+        group = piece.group()
+        if group == "(0)" and number == 1:
+            continue  # the trunk prefix of "+49 (0)30 ..." is not dialled
+        digits += len(group.strip("()"))
         if digits > 15:
             break
-        if digits >= 7:
+        if digits >= 7 and (number > 0 or not grouped):
             end = piece.end()
     return PHONE + text[end:] if end else text
 
 
-def scrub_text(text: str, *, max_length: int | None = None) -> str:
-    """Return ``text`` with e-mails, phone numbers and tokens replaced by placeholders.
+def _paren_placeholder(match: re.Match[str]) -> str:
+    text = match.group()
+    digits = sum(len(p) for p in _DIGIT_RUNS_RE.findall(text))
+    return PHONE if 9 <= digits <= 15 else text
 
-    Never raises for any ``str``. With ``max_length`` the text is cut to
-    ``max_length`` plus a margin before scrubbing (bounded cost) and to
-    ``max_length`` after, so a cut never splits a value the patterns catch.
+
+def _grouped_placeholder(match: re.Match[str]) -> str:
+    text = match.group()
+    groups = text.split(match.group("sep"))
+    digits = sum(len(g) for g in groups)
+    rest = groups[1:]
+    if len(groups[0]) <= 3 and all(len(g) == 3 for g in rest):
+        return text  # a thousands grouping: 10 000 000, 1.234.567
+    if match.group("sep") == "." and len(groups) == 4 and all(len(g) <= 3 for g in groups):
+        return text  # an IPv4 address
+    lengths = [len(g) for g in groups[:3]]
+    if (lengths == [4, 2, 2] and _YEAR_RE.fullmatch(groups[0])) or (
+        len(lengths) == 3 and lengths[:2] in ([2, 2], [1, 2], [2, 1]) and lengths[2] == 4
+    ):
+        return text  # a date: 2024-01-15-..., 15.01.2024 ...
+    trunk = groups[0][0] == "0" and len(groups[0]) >= 2
+    if (len(groups) >= 3 and 10 <= digits <= 15) or (trunk and 9 <= digits <= 13):
+        return PHONE
+    return text
+
+
+# --- the scrubber -------------------------------------------------------------------
+
+
+def scrub_text(text: str, *, max_length: int | None = None) -> str:
+    """Return ``text`` with e-mails, phone numbers and secrets replaced by placeholders.
+
+    With ``max_length``, at most ``max_length + CUT_MARGIN`` characters are
+    scrubbed and the result is cut to ``max_length``: the cost is bounded
+    whatever the length of ``text``, and no value can be cut in half before
+    being recognised. Never raises for any ``str``.
     """
     if max_length is not None:
-        return _scrub(text[: max_length + _MARGIN])[:max_length]
+        if max_length <= 0:
+            return ""
+        if len(text) > max_length + CUT_MARGIN:
+            text = text[: max_length + CUT_MARGIN]
+        return _scrub(text)[:max_length]
     return _scrub(text)
-
-
-#: Longer than anything the patterns replace, so no value straddles the first cut.
-_MARGIN: Final = 512
 
 
 def _scrub(text: str) -> str:
@@ -125,19 +423,24 @@ def _scrub(text: str) -> str:
     if len(text) < 6:
         return text
     if "@" in text or "%40" in text:
-        text = _EMAIL_RE.sub(EMAIL, text)
+        text = _scrub_emails(text)
     if "earer" in text or "asic" in text or "EARER" in text or "ASIC" in text:
         text = _AUTH_RE.sub(_auth_placeholder, text)
     if "eyJ" in text:
         text = _JWT_RE.sub(TOKEN, text)
-    # Secrets (see _is_secret) and phone numbers all contain a digit; most
-    # error messages do not.
+    if "=" in text or ":" in text:
+        text = _KV_RE.sub(_kv_placeholder, text)
+    if len(text) >= 16:
+        text = _KEY_RE.sub(TOKEN, text)
+    if len(text) >= 20:
+        text = _RUN_RE.sub(_secret_placeholder, text)
+    # Every phone has seven digits in a row or separated; most messages have
+    # no digit at all.
     if _DIGIT_RE.search(text) is None:
         return text
-    if len(text) >= 32:
-        text = _SECRET_RE.sub(_secret_placeholder, text)
-    if "+" in text:
-        text = _INTL_PHONE_RE.sub(_phone_placeholder, text)
-    if _DIGITS3_RE.search(text) is not None:
-        text = _NANP_PHONE_RE.sub(PHONE, text)
-    return text
+    if "+" in text or "%2" in text or "00" in text:
+        text = _INTL_PHONE_RE.sub(_intl_placeholder, text)
+    if "(" in text:
+        text = _PAREN_PHONE_RE.sub(_paren_placeholder, text)
+    text = _NANP_PHONE_RE.sub(PHONE, text)
+    return _GROUPED_PHONE_RE.sub(_grouped_placeholder, text)

@@ -1,36 +1,33 @@
-"""Which hosts are the Product API, low-cardinality routes, and safe URLs.
+"""Which hosts are the Product API, and URLs that are safe to record.
 
-Everything here runs on every request, so each helper does its parsing once
-(at construction) and caches per-request answers in bounded caches: memory
-stays flat however many distinct hosts or ids flow through.
+One URL parser for the whole package: ``split_url`` gives a request's host
+and path (the hooks and the retry helper call it on every new URL, so it is
+a single pattern match, not ``urlsplit``), ``redact_url`` and
+``needs_redaction`` work on the same split. Routes are in ``routes``.
 """
 
 from __future__ import annotations
 
-import functools
+import ipaddress
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Final
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, unquote_plus
 
-from otel_productapi._core.scrub import EMAIL, PHONE, TOKEN, scrub_text
+from otel_productapi._core.cache import BoundedCache
+from otel_productapi._core.scrub import CUT_MARGIN, EMAIL, PHONE, SECRET, TOKEN, scrub_text
 
 __all__ = [
-    "ID",
-    "MAX_TEMPLATE_LENGTH",
     "MAX_URL_LENGTH",
     "REDACTED",
     "SENSITIVE_QUERY_PARTS",
-    "UUID",
     "HostMatcher",
-    "RouteTemplater",
     "needs_redaction",
     "redact_url",
+    "shorten",
     "split_url",
 ]
 
-#: Longest ``url.template`` we emit; longer routes are cut.
-MAX_TEMPLATE_LENGTH: Final = 256
 #: Longest redacted URL we emit (the common limit of URL-handling systems).
 MAX_URL_LENGTH: Final = 2048
 #: Replaces credentials and sensitive query values; also the whole result for
@@ -56,11 +53,72 @@ SENSITIVE_QUERY_PARTS: Final = (
 )
 
 _CACHE_SIZE: Final = 1024
-_HOST_LABEL_RE: Final = re.compile(r"[a-z0-9_](?:[a-z0-9_\-]*[a-z0-9_])?")
-_IPV6_RE: Final = re.compile(r"[0-9a-f:.]+")
-_PLACEHOLDER_RE: Final = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+_SHOWN: Final = 80
+
+
+def shorten(value: str, limit: int = _SHOWN) -> str:
+    """``repr(value)``, cut to about ``limit`` characters, for error messages.
+
+    A configuration error must name the bad value without echoing a megabyte
+    of it back (into logs, terminals, CI output).
+    """
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"
+
+
+# --- Splitting ---------------------------------------------------------------
+
+# Authority up to the first "/", "?" or "#"; path up to the first "?" or "#".
+_AUTHORITY_PATH_MATCH: Final = re.compile(r"([^/?#]*)([^?#]*)").match
+_AUTHORITY_MATCH: Final = re.compile(r"[^/?#]*").match
+_SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+
+
+def _scheme_end(url: str) -> int:
+    """Index of the ``://`` after a valid scheme, or -1 (``urlsplit``'s rule)."""
+    end = url.find("://")
+    if end <= 0:
+        return -1
+    scheme = url[:end]
+    if scheme.isalpha() and scheme.isascii():  # http, https: the usual case
+        return end
+    return end if _SCHEME_RE.fullmatch(scheme) else -1
+
+
+def _host_of(authority: str) -> str | None:
+    """The host of an authority (userinfo and port removed), or None if malformed."""
+    if "@" in authority:
+        authority = authority.rpartition("@")[2]
+    if authority[:1] == "[":
+        end = authority.find("]")
+        return authority[1:end] if end > 0 else None
+    if "]" in authority:
+        return None
+    return authority.partition(":")[0]
+
+
+def split_url(url: str) -> tuple[str, str] | None:
+    """``(host, path)`` of an absolute URL, as ``urlsplit`` reads them.
+
+    The host is lower-cased, without userinfo, port or IPv6 brackets; the
+    path has no query or fragment and is ``/`` when empty. ``None`` when the
+    URL has no ``scheme://`` or no host.
+    """
+    start = _scheme_end(url)
+    if start < 0:
+        return None
+    hostport, path = _AUTHORITY_PATH_MATCH(url, start + 3).groups()  # type: ignore[union-attr]
+    host = _host_of(hostport)
+    if not host:
+        return None
+    return host.lower(), path or "/"
+
 
 # --- Hosts -------------------------------------------------------------------
+
+_HOST_LABEL_RE: Final = re.compile(r"[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?")
+_MAX_HOST_NAME: Final = 253
 
 
 def _normalize_host(host: str) -> str:
@@ -70,34 +128,71 @@ def _normalize_host(host: str) -> str:
     return host
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _validate_host_pattern(pattern: str) -> str:
-    """Return the normalized pattern, or raise ``ValueError`` saying what is wrong."""
-    host = _normalize_host(pattern)
-    name = host[2:] if host.startswith("*.") else host
-    if ":" in name and _IPV6_RE.fullmatch(name):
+    """Return the normalized pattern, or raise ``ValueError`` saying what is wrong.
+
+    A pattern is a host name (labels of 1 to 63 letters, digits, ``-`` or
+    ``_``, not starting or ending with ``-``; at most 253 characters; the
+    last label not all digits), an IPv4 or IPv6 address other than the
+    unspecified ``0.0.0.0`` and ``::`` (brackets allowed),
+    or ``*.`` followed by a host name. Non-ASCII names are converted to
+    their IDNA (``xn--``) form, which is what HTTP clients send.
+    """
+    host = _normalize_host(pattern) if isinstance(pattern, str) else ""
+    if host and _is_ip(host) and not ipaddress.ip_address(host).is_unspecified:
         return host
+    if isinstance(pattern, str) and "[" in pattern:
+        host = ""  # brackets hold an IPv6 address, and this is none
+    name = host[2:] if host.startswith("*.") else host
+    if name and not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            name = ""
+        host = ("*." if host.startswith("*.") else "") + name
     labels = name.split(".")
-    if not name or not all(_HOST_LABEL_RE.fullmatch(label) for label in labels):
-        raise ValueError(
-            f"host pattern {pattern!r} must be a host name such as 'api.example.com' "
-            "or '*.example.com' (no scheme, port, path, spaces or other wildcards)"
+    problem = None
+    if not name:
+        problem = "is empty"
+    elif len(name) > _MAX_HOST_NAME:
+        problem = f"is longer than {_MAX_HOST_NAME} characters"
+    elif not all(_HOST_LABEL_RE.fullmatch(label) for label in labels):
+        problem = (
+            "must be a host name such as 'api.example.com' or '*.example.com', or an IP "
+            "address (labels of 1-63 letters, digits, '-' or '_'; no scheme, port, path, "
+            "spaces or other wildcards)"
         )
+    elif labels[-1].isdigit():
+        problem = "is neither a host name nor an IP address (its last label is a number)"
+    if problem:
+        shown = shorten(pattern) if isinstance(pattern, str) else type(pattern).__name__
+        raise ValueError(f"host pattern {shown} {problem}")
     return host
 
 
 class HostMatcher:
     """Decide whether a request's host is one we instrument.
 
-    Patterns are exact host names (case-insensitive, trailing dot ignored) or
-    ``*.suffix``, which matches every subdomain of ``suffix`` at any depth but
-    *not* ``suffix`` itself (list both to match both). An empty pattern list
-    matches every host, including a missing one.
+    Patterns are exact host names (case-insensitive, trailing dot ignored),
+    IP addresses, or ``*.suffix``, which matches every subdomain of
+    ``suffix`` at any depth but *not* ``suffix`` itself (list both to match
+    both). An empty pattern list matches every host, including a missing one.
+    Answers are cached (``_CACHE_SIZE`` hosts, then the cache starts over).
 
     Raises:
-        ValueError: A pattern is not a host name or ``*.`` wildcard.
+        ValueError: A pattern is not a host name, IP address or ``*.``
+            wildcard; the message shows at most 80 characters of it.
     """
 
-    __slots__ = ("_cached", "_exact", "_match_all", "_suffixes", "patterns")
+    __slots__ = ("_cache", "_exact", "_match_all", "_suffixes", "patterns")
 
     def __init__(self, patterns: Iterable[str] = ()) -> None:
         normalized = [_validate_host_pattern(p) for p in patterns]
@@ -105,7 +200,7 @@ class HostMatcher:
         self._match_all = not normalized
         self._exact = frozenset(p for p in normalized if not p.startswith("*."))
         self._suffixes = tuple(p[1:] for p in normalized if p.startswith("*."))
-        self._cached = functools.lru_cache(maxsize=_CACHE_SIZE)(self._match)
+        self._cache: BoundedCache[str, bool] = BoundedCache(_CACHE_SIZE)
 
     def _match(self, host: str) -> bool:
         host = _normalize_host(host)
@@ -117,264 +212,82 @@ class HostMatcher:
             return True
         if not host:
             return False
-        return self._cached(host)
+        known = self._cache.get(host)
+        if known is None:
+            known = self._cache.put(host, self._match(host))
+        return known
 
     def __repr__(self) -> str:
         return f"HostMatcher({list(self.patterns)!r})"
 
 
-# --- Routes ------------------------------------------------------------------
-
-#: Placeholders the default templater puts in place of path segments, with
-#: ``{email}``, ``{phone}`` and ``{token}`` from ``_scrub``.
-ID: Final = "{id}"
-UUID: Final = "{uuid}"
-
-_SAFE_SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9._~:\-]+")
-_UUID_RE: Final = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
-_HEX_ID_RE: Final = re.compile(r"[0-9a-fA-F]{8,}")
-_PHONE_SEGMENT_RE: Final = re.compile(r"\+[0-9 ().\-]{6,}")
-_TOKEN_SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9_\-+/=.]{32,}")
-_DIGIT_RUN_RE: Final = re.compile(r"[0-9]{3}")
-_MAX_LITERAL_SEGMENT: Final = 64
-# Paths longer than this are cut before templating so one huge path cannot
-# pin megabytes in the cache; the output is far shorter anyway.
-_MAX_PATH_INPUT: Final = 4096
-_KEPT_CACHE_SIZE: Final = 4096
-#: Raw segment -> the literal it is kept as (see ``_template_segment``).
-_kept: dict[str, str] = {}
-
-
-def _is_phone(segment: str) -> bool:
-    return bool(_PHONE_SEGMENT_RE.fullmatch(segment)) and (
-        7 <= sum(c.isdigit() for c in segment) <= 15
-    )
-
-
-def _is_hex_id(segment: str) -> bool:
-    return bool(_HEX_ID_RE.fullmatch(segment)) and any(c.isdigit() for c in segment)
-
-
-# The default rule for one (percent-decoded) path segment: the first check
-# that holds gives the placeholder; a segment no check flags is kept.
-_SEGMENT_RULES: Final[tuple[tuple[Callable[[str], object], str], ...]] = (
-    (lambda s: "@" in s, EMAIL),
-    (_is_phone, PHONE),
-    (str.isdigit, ID),
-    (_UUID_RE.fullmatch, UUID),
-    (lambda s: s.startswith("eyJ") or _TOKEN_SEGMENT_RE.fullmatch(s), TOKEN),
-    (_is_hex_id, ID),
-    (_DIGIT_RUN_RE.search, ID),
-    (lambda s: len(s) > _MAX_LITERAL_SEGMENT, TOKEN),
-    (lambda s: not _SAFE_SEGMENT_RE.fullmatch(s), ID),
-)
-
-
-def _template_segment(raw: str) -> str:
-    """Template one segment by ``_SEGMENT_RULES``, after percent-decoding.
-
-    ===========================================================  ===========
-    segment                                                      becomes
-    ===========================================================  ===========
-    contains ``@``                                               ``{email}``
-    ``+`` and 7-15 digits (spaces, dots, dashes, parentheses)    ``{phone}``
-    only digits                                                  ``{id}``
-    UUID                                                         ``{uuid}``
-    ``eyJ...`` or 32+ token characters                           ``{token}``
-    8+ hex characters with a digit                               ``{id}``
-    3+ consecutive digits (``ord_12345``, ``2024-01-15``)        ``{id}``
-    longer than 64 characters                                    ``{token}``
-    anything outside ``A-Z a-z 0-9 . _ ~ : -``                   ``{id}``
-    anything ``scrub_text`` would change                         ``{token}``
-    anything else                                                kept
-    ===========================================================  ===========
-
-    Kept segments are cached (``_KEPT_CACHE_SIZE`` of them, then the cache
-    starts over): literals such as ``v1`` and ``projects`` repeat on every
-    request, while ids are answered by the first check.
-    """
-    if raw.isdigit():  # the most frequent case (ids); no rule before it can hold
-        return ID
-    known = _kept.get(raw)
-    if known is not None:
-        return known
-    segment = unquote(raw, errors="replace") if "%" in raw else raw
-    result = _apply_segment_rules(segment)
-    if result is segment:
-        # Only kept literals are cached ("v1", "projects"): they repeat, ids do
-        # not. Cleared when full, so memory stays bounded.
-        if len(_kept) >= _KEPT_CACHE_SIZE:
-            _kept.clear()
-        _kept[raw] = result
-    return result
-
-
-def _apply_segment_rules(segment: str) -> str:
-    """The placeholder for a decoded segment, or ``segment`` itself if kept."""
-    # Most segments are short words ("v1" is not: it has a digit); they need no
-    # rule, and scrub_text cannot change them either.
-    if len(segment) < 32 and segment.isascii() and segment.isalpha() and segment[:3] != "eyJ":
-        return segment
-    for check, placeholder in _SEGMENT_RULES:
-        if check(segment):
-            return placeholder
-    # A kept segment must be something scrub_text would keep too (a secret run
-    # between "~" or ":" escapes the token rule above).
-    if scrub_text(segment) != segment:
-        return TOKEN
-    return segment
-
-
-def _path_only(path: str) -> str:
-    """Drop scheme/host if a whole URL was passed, and the query and fragment."""
-    if "://" in path[:16]:
-        # A path never contains "://" this early; treat it as a URL.
-        path = "/" + path.split("://", 1)[1].partition("/")[2]
-    for mark in ("?", "#"):
-        if mark in path:
-            path = path.split(mark, 1)[0]
-    return path[:_MAX_PATH_INPUT]
-
-
-def _parse_template(template: str) -> tuple[str | None, ...]:
-    """Segments of a configured template; ``None`` stands for a ``{name}`` segment."""
-    if not template.startswith("/") or "?" in template or "#" in template:
-        raise ValueError(f"route template {template!r} must be a path starting with '/'")
-    segments: list[str | None] = []
-    for segment in template[1:].split("/"):
-        if _PLACEHOLDER_RE.fullmatch(segment):
-            segments.append(None)
-        elif "{" in segment or "}" in segment:
-            raise ValueError(
-                f"route template {template!r}: segment {segment!r} must be a literal "
-                "or a whole '{name}' placeholder"
-            )
-        else:
-            segments.append(segment)
-    return tuple(segments)
-
-
-class RouteTemplater:
-    """Turn request paths into low-cardinality ``url.template`` values.
-
-    Configured templates such as ``/v1/projects/{project}/users/{user_id}``
-    match paths segment by segment: a literal segment must be equal
-    (case-sensitive), a ``{name}`` segment matches any one segment. The most
-    specific template (most literal segments) wins; ties go to the first
-    listed. A path no template matches is templated segment by segment by
-    ``_template_segment``, so ids, e-mails, phones and tokens never become
-    part of a route. The query and fragment are always dropped, the result is
-    at most ``MAX_TEMPLATE_LENGTH`` characters, and the last 1024 distinct
-    paths are cached.
-
-    Raises:
-        ValueError: A template does not start with ``/`` or has a brace
-            that is not a whole ``{name}`` segment.
-    """
-
-    __slots__ = ("_by_head", "_cached", "_templates", "digits_are_ids", "generation", "templates")
-
-    def __init__(self, templates: Iterable[str] = ()) -> None:
-        parsed = [(t, _parse_template(t)) for t in templates]
-        self.templates: tuple[str, ...] = tuple(t for t, _ in parsed)
-        # sorted() is stable, so equally specific templates keep their order.
-        self._templates = tuple(
-            sorted(parsed, key=lambda item: -sum(s is not None for s in item[1]))
-        )
-        self._cached = functools.lru_cache(maxsize=_CACHE_SIZE)(self._template)
-        # When no configured template has an all-digit literal segment, an
-        # all-digit last segment gives the same route whatever its value, so
-        # ``path_template`` caches the route by what comes before it (and so
-        # may the hooks).
-        self.digits_are_ids: bool = not any(
-            p is not None and p.isdigit() for _, pattern in parsed for p in pattern
-        )
-        self._by_head: dict[str, str] = {}
-        #: Bumped when a learnt placeholder changes answers (callers drop their caches).
-        self.generation = 0
-
-    def _template(self, path: str) -> str:
-        segments = path[1:].split("/") if path.startswith("/") else path.split("/")
-        for text, pattern in self._templates:
-            if len(pattern) == len(segments) and all(
-                p is None or p == s for p, s in zip(pattern, segments, strict=True)
-            ):
-                return text[:MAX_TEMPLATE_LENGTH]
-        # _template_segment's two fast answers (an id, a cached literal) inlined:
-        # this runs for every new path.
-        kept = _kept.get
-        result = "/" + "/".join(
-            [
-                (ID if s.isdigit() else (kept(s) or _template_segment(s))) if s else s
-                for s in segments
-            ]
-        )
-        return result[:MAX_TEMPLATE_LENGTH]
-
-    def template(self, path: str) -> str:
-        """The route of ``path`` (a path, or a whole URL whose path is used)."""
-        if "?" in path or "#" in path or len(path) > _MAX_PATH_INPUT or "://" in path[:16]:
-            path = _path_only(path)
-        return self._cached(path)
-
-    def path_template(self, path: str) -> str:
-        """``template(path)`` for a path without query or fragment, faster for ids.
-
-        A path ending in an all-digit segment (``/v1/items/12345``) is answered
-        from a cache keyed by the rest of the path (``_CACHE_SIZE`` entries,
-        then it starts over), so distinct ids cost one look-up.
-        """
-        head, _, last = path.rpartition("/")
-        if not (last.isdigit() and self.digits_are_ids) or "://" in path[:16]:
-            return self.template(path)
-        by_head = self._by_head
-        known = by_head.get(head)
-        if known is None:
-            if len(path) > _MAX_PATH_INPUT:
-                return self.template(path)
-            known = self.template(path)
-            if len(by_head) >= _CACHE_SIZE:
-                by_head.clear()
-            by_head[head] = known
-        return known
-
-    def __repr__(self) -> str:
-        return f"RouteTemplater({list(self.templates)!r})"
-
-
-# --- URLs --------------------------------------------------------------------
+# --- Redaction ---------------------------------------------------------------
 
 # Characters left unescaped when a scrubbed part is re-quoted: the URL
 # delimiters that were literal before, plus the braces of our placeholders.
 _PATH_SAFE: Final = "/{}:@!$&'()*+,;=-._~"
-_QUERY_SAFE: Final = "{}:@!$'()*+,;/?-._~"
-
-
+# In a query "+" means a space, so a literal "+" is escaped.
+_QUERY_SAFE: Final = "{}:@!$'()*,;/?-._~"
 _SENSITIVE_RE: Final = re.compile("|".join(SENSITIVE_QUERY_PARTS), re.IGNORECASE)
+_SCRUB_ROUNDS: Final = 3
+_PLACEHOLDERS: Final = (EMAIL, PHONE, TOKEN, SECRET)
 
 
-def _scrub_component(raw: str, safe: str) -> str:
-    """Scrub the decoded text; keep the original spelling when nothing changed."""
+def _scrub_path_segment(raw: str) -> str:
+    """Scrub the percent-decoded segment; keep the original spelling when nothing changed."""
     decoded = unquote(raw, errors="replace") if "%" in raw else raw
     scrubbed = scrub_text(decoded)
-    if scrubbed == decoded:
-        return raw
-    return quote(scrubbed, safe=safe)
+    return raw if scrubbed == decoded else quote(scrubbed, safe=_PATH_SAFE)
+
+
+def _scrub_query_part(raw: str) -> str:
+    """Scrub a query name or value read both ways a client may have meant it.
+
+    Browsers and ``requests``/``httpx`` form-encode (a space is ``+``), but a
+    hand-built URL can hold a literal ``+`` (``+4915112345678``,
+    ``john+doe%40example.com``). Both readings are scrubbed; when both
+    change, the one that leaves less text besides placeholders wins (it
+    recognised more), and the result is checked again until neither
+    reading changes. Should a pathological value keep changing, it is
+    replaced whole.
+    """
+    value = raw
+    for _ in range(_SCRUB_ROUNDS):
+        literal = unquote(value, errors="replace") if "%" in value else value
+        scrubbed = scrub_text(literal)
+        spaced = unquote_plus(value, errors="replace") if "+" in value else literal
+        spaced_scrubbed = scrub_text(spaced) if "+" in value else scrubbed
+        if spaced_scrubbed != spaced and (
+            scrubbed == literal or _unplaced(spaced_scrubbed) < _unplaced(scrubbed)
+        ):
+            value = quote(spaced_scrubbed, safe=_QUERY_SAFE + " ").replace(" ", "+")
+        elif scrubbed != literal:
+            value = quote(scrubbed, safe=_QUERY_SAFE)
+        else:
+            return value
+    return REDACTED
+
+
+def _unplaced(text: str) -> int:
+    """How much of ``text`` is not a placeholder."""
+    return len(text) - sum(len(p) * text.count(p) for p in _PLACEHOLDERS)
+
+
+def _is_sensitive_name(name: str) -> bool:
+    if "%" in name or "+" in name:
+        name = unquote_plus(name, errors="replace")
+    return _SENSITIVE_RE.search(name) is not None
 
 
 def _redact_query(query: str) -> str:
     parts = []
     for pair in query.split("&"):
         name, sep, value = pair.partition("=")
-        # Decoded with unquote, not unquote_plus: "+4915..." in a query is far
-        # more often a phone number than a space before digits.
-        if sep and _SENSITIVE_RE.search(unquote(name, errors="replace") if "%" in name else name):
+        if sep and _is_sensitive_name(name):
             value = REDACTED
-        elif sep:
-            value = _scrub_component(value, _QUERY_SAFE)
-        parts.append(_scrub_component(name, _QUERY_SAFE) + sep + value)
+        elif value:
+            value = _scrub_query_part(value)
+        parts.append(_scrub_query_part(name) + sep + value)
     return "&".join(parts)
 
 
@@ -384,61 +297,62 @@ def redact_url(url: str) -> str:
     Userinfo becomes ``REDACTED:REDACTED@`` (as OpenTelemetry's semantic
     conventions ask), values of query parameters named like a secret (see
     ``SENSITIVE_QUERY_PARTS``) become ``REDACTED``, and ``scrub_text`` runs
-    on every path segment and remaining query name and value, percent-decoded,
-    so e-mails, phones and tokens never survive. The fragment is dropped (it
-    is never sent, and OAuth puts tokens there). The result is at most
-    ``MAX_URL_LENGTH`` characters; anything ``urlsplit`` rejects gives
-    ``REDACTED``. Never raises.
+    on every path segment (percent-decoded) and every remaining query name
+    and value (decoded both as ``%XX`` and with ``+`` as a space), so
+    e-mails, phones and secrets never survive. The fragment is dropped (it
+    is never sent, and OAuth puts tokens there). The scheme, host and port
+    and every part that needed no change keep their spelling. The result is
+    at most ``MAX_URL_LENGTH`` characters: longer input is cut to that plus
+    ``CUT_MARGIN`` before anything is scrubbed, so the cost is bounded. A
+    URL with a malformed or over-long authority gives ``REDACTED``. Never
+    raises.
     """
     if not isinstance(url, str):
         return REDACTED
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return REDACTED
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "REDACTED:REDACTED@" + netloc.rpartition("@")[2]
-    path = "/".join(_scrub_component(s, _PATH_SAFE) for s in parts.path.split("/"))
-    query = _redact_query(parts.query) if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, path, query, ""))[:MAX_URL_LENGTH]
+    start = _scheme_end(url)
+    if start >= 0:
+        authority = _AUTHORITY_MATCH(url, start + 3).group()  # type: ignore[union-attr]
+        if len(authority) > MAX_URL_LENGTH or _host_of(authority) is None:
+            return REDACTED
+        host = authority.rpartition("@")[2]
+        if host[:1] == "[" and not _is_ip(host[1 : host.find("]")]):
+            return REDACTED
+        rest_start = start + 3 + len(authority)
+        head = url[: start + 3] + ("REDACTED:REDACTED@" + host if "@" in authority else host)
+    else:
+        rest_start = 0
+        head = ""
+    rest = url[rest_start : rest_start + MAX_URL_LENGTH + CUT_MARGIN]
+    rest = rest.partition("#")[0]
+    path, mark, query = rest.partition("?")
+    if path:
+        path = "/".join(_scrub_path_segment(s) for s in path.split("/"))
+    if query:
+        query = _redact_query(query)
+    return (head + path + mark + query)[:MAX_URL_LENGTH]
 
 
-_AUTHORITY_PATH: Final = re.compile(r"([^/?#]*)([^?#]*)")
-
-
-def split_url(url: str) -> tuple[str, str] | None:
-    """``(host, path)`` of a URL: lower-cased host, path without query or fragment.
-
-    ``None`` when ``url`` has no ``://`` or no host. Hand-written because
-    ``urlsplit`` costs several microseconds on URLs it has not cached.
-    """
-    start = url.find("://")
-    if start < 0:
-        return None
-    found = _AUTHORITY_PATH.match(url, start + 3)
-    if found is None:  # pragma: no cover - the pattern matches any string
-        return None
-    hostport, path = found.groups()
-    if "@" in hostport:
-        hostport = hostport.rpartition("@")[2]
-    host = hostport[1 : hostport.find("]")] if hostport[:1] == "[" else hostport.partition(":")[0]
-    if not host:
-        return None
-    return host.lower(), path or "/"
-
-
+# What could make ``redact_url`` change a URL, beyond characters outside
+# _PLAIN_URL (userinfo "@", a query or fragment, percent-escapes, "+", spaces,
+# parentheses...): in the path, a JWT ("eyJ"), a ":" (a "key:value" secret),
+# ten or more digits, dots and dashes in a row (the shortest phone number
+# written with plain characters, 030-123456), or 15 or more key characters
+# in a row (the shortest API key, xoxb- and ten). test_core_urls checks the
+# pre-check against redact_url over generated near-misses.
 _PLAIN_URL: Final = re.compile(r"[A-Za-z0-9/._~:\-]*")
-_LONG_RUN: Final = re.compile(r"[A-Za-z0-9_.\-]{12}")
+# Runs are tried from their first character only, so a long word costs one
+# attempt, not one per character.
+_SUSPECT_PATH: Final = re.compile(
+    r"eyJ|:|(?<![0-9.\-])[0-9.\-]{10}|(?<![A-Za-z0-9_\-])[A-Za-z0-9_\-]{15}"
+)
 
 
 def needs_redaction(url: str) -> bool:
     """False only when ``redact_url(url) == url`` for certain (cheap pre-check)."""
-    start = url.find("://")
+    start = _scheme_end(url)
     if start < 0 or len(url) > MAX_URL_LENGTH:
         return True
     if _PLAIN_URL.fullmatch(url, start + 3) is None:
         return True
-    found = split_url(url)
-    path = found[1] if found else url
-    return "eyJ" in path or _LONG_RUN.search(path) is not None
+    path_start = url.find("/", start + 3)
+    return path_start >= 0 and _SUSPECT_PATH.search(url, path_start) is not None

@@ -1,13 +1,21 @@
-"""Settings read once at ``instrument()`` time from ``PRODUCTAPI_OTEL_*`` and ``.env``.
+"""Settings read once at ``instrument()`` time from ``PRODUCTAPI_OTEL_*`` variables.
 
 Every setting is validated here, so bad configuration fails when the
-application starts, with a message naming the environment variable, rather
-than on the first request.
+application starts, with a message naming the environment variable (and
+showing at most the first 80 characters of a bad value), rather than on the
+first request.
+
+No ``.env`` file is read unless ``PRODUCTAPI_OTEL_ENV_FILE`` names one: a
+repository someone cloned must not be able to configure (or, through
+``PRODUCTAPI_OTEL_BATCH_EXTRACTOR``, import code into) every instrumented
+program run inside it.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Annotated, Any, Final
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator
@@ -16,7 +24,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from otel_productapi._core import names as n
 from otel_productapi._core.body import BatchExtractor, default_batch_extractor, load_batch_extractor
 from otel_productapi._core.headers import ResetUnit
-from otel_productapi._core.urls import HostMatcher, RouteTemplater
+from otel_productapi._core.routes import DEFAULT_LEARN_THRESHOLD, RouteTemplater
+from otel_productapi._core.urls import HostMatcher
 
 __all__ = ["ProductApiSettings", "SettingsError", "load_settings"]
 
@@ -24,6 +33,9 @@ _MAX_BODY_BYTES_LIMIT: Final = 16 * 1024 * 1024
 # RFC 9110 token characters: what a header name may contain.
 _HEADER_NAME_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _MAX_INPUT_SHOWN: Final = 80
+_MAX_MESSAGE_SHOWN: Final = 240
+#: Names the one env file read (never an implicit ``.env`` in the working directory).
+ENV_FILE_VARIABLE: Final = n.ENV_PREFIX + "ENV_FILE"
 
 
 class SettingsError(ValueError):
@@ -44,14 +56,12 @@ CommaList = Annotated[list[str], NoDecode]
 class ProductApiSettings(BaseSettings):
     """What the hooks record and how they read responses.
 
-    Each field is read from ``PRODUCTAPI_OTEL_<FIELD NAME>`` (any case) or a
-    ``.env`` file in the working directory; keyword arguments win over both.
-    Lists are comma-separated in the environment.
+    Each field is read from ``PRODUCTAPI_OTEL_<FIELD NAME>`` (any case), then
+    from the env file ``PRODUCTAPI_OTEL_ENV_FILE`` names, if any; keyword
+    arguments win over both. Lists are comma-separated in the environment.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix=n.ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix=n.ENV_PREFIX, extra="ignore", frozen=True)
 
     hosts: CommaList = Field(
         default_factory=list,
@@ -87,6 +97,13 @@ class ProductApiSettings(BaseSettings):
         default=None,
         description="'package.module:function' reading batch outcomes; unset uses the "
         "built-in extractor. Imported at start-up.",
+    )
+    route_learn_threshold: int = Field(
+        default=DEFAULT_LEARN_THRESHOLD,
+        ge=1,
+        le=10_000,
+        description="Distinct literal values one path position may show under the same "
+        "prefix before it is reported as a placeholder.",
     )
     ratelimit_reset_unit: ResetUnit = Field(
         default="auto",
@@ -138,7 +155,9 @@ class ProductApiSettings(BaseSettings):
     def route_templater(self) -> RouteTemplater:
         """The templater for ``route_templates``, built on first use and then reused."""
         if self._route_templater is None:
-            self._route_templater = RouteTemplater(self.route_templates)
+            self._route_templater = RouteTemplater(
+                self.route_templates, learn_threshold=self.route_learn_threshold
+            )
         return self._route_templater
 
     def resolved_batch_extractor(self) -> BatchExtractor:
@@ -160,11 +179,15 @@ def _env_name(loc: tuple[int | str, ...]) -> str:
     return name
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _describe(error: Any) -> str:
-    message = str(error["msg"]).removeprefix("Value error, ")
-    shown = repr(error.get("input"))
-    if len(shown) > _MAX_INPUT_SHOWN:
-        shown = shown[: _MAX_INPUT_SHOWN - 3] + "..."
+    # Validators quote the value in their messages too: both are cut, so a
+    # megabyte of bad configuration gives a line of a few hundred characters.
+    message = _cut(str(error["msg"]).removeprefix("Value error, "), _MAX_MESSAGE_SHOWN)
+    shown = _cut(repr(error.get("input")), _MAX_INPUT_SHOWN)
     return f"{_env_name(tuple(error['loc']))}: {message}, got {shown}"
 
 
@@ -177,9 +200,15 @@ def load_settings(**overrides: Any) -> ProductApiSettings:
     """
     unknown = sorted(set(overrides) - set(ProductApiSettings.model_fields))
     if unknown:
-        raise SettingsError("\n".join(f"{name}: not a setting" for name in unknown))
+        raise SettingsError(
+            "\n".join(f"{_cut(name, _MAX_INPUT_SHOWN)}: not a setting" for name in unknown)
+        )
+    env_file = os.environ.get(ENV_FILE_VARIABLE)
+    if env_file is not None and not Path(env_file).is_file():
+        shown = _cut(repr(env_file), _MAX_INPUT_SHOWN)
+        raise SettingsError(f"{ENV_FILE_VARIABLE}: no such file, got {shown}")
     try:
-        return ProductApiSettings(**overrides)
+        return ProductApiSettings(_env_file=env_file, **overrides)  # type: ignore[call-arg]  # pydantic-settings init option
     except ValidationError as exc:
         lines = [_describe(error) for error in exc.errors()]
         raise SettingsError("\n".join(lines)) from None
