@@ -47,6 +47,7 @@ from otel_productapi.testing.stack import (
     OtelCollector,
     Process,
     Prometheus,
+    ReferenceStack,
     local_targets,
     repository_file,
     wait_until,
@@ -218,35 +219,27 @@ def _start_service(
 
 @pytest.fixture
 def via_collector(tmp_path: Path, fake_product_api: FakeProductApi) -> Iterator[AlertStack]:
-    """Service -> collector -> Prometheus 3 (scraping, examples/collector/prometheus.yml)."""
+    """Service -> collector -> Prometheus 3 scraping it: the ReferenceStack (compose's)."""
     with ExitStack() as stack:
-        jaeger = stack.enter_context(Jaeger(tmp_path))
-        collector = stack.enter_context(
-            OtelCollector(tmp_path, jaeger_endpoint=jaeger.otlp_grpc_endpoint)
-        )
-        webhook, alertmanager = _start_alerting(stack, tmp_path)
-        prometheus = Prometheus(
-            tmp_path, rules_time_scale=TIME_SCALE, rules_scrape_interval=INTERVAL
-        )
-        config = local_targets(
-            _example("examples/collector/prometheus.yml"),
-            {
-                "otel-collector:8889": collector.metrics_target,
-                "alertmanager:9093": alertmanager.address,
-                "localhost:9090": prometheus.address,
-            },
-        )
-        config["global"].update(scrape_interval=INTERVAL, evaluation_interval=INTERVAL)
-        prometheus.config = config
-        stack.enter_context(prometheus)
+        reference = stack.enter_context(ReferenceStack(tmp_path, time_scale=TIME_SCALE))
+        assert reference.interval_s * 1000 == EXPORT_INTERVAL_MS
         service = _start_service(
             stack,
             tmp_path,
             fake_product_api,
-            {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint},
+            {
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": reference.collector.endpoint,
+            },
         )
-        watched = [p for p in (collector.process, prometheus.process, service) if p]
-        yield AlertStack(fake_product_api, prometheus, alertmanager, webhook, service, watched)
+        yield AlertStack(
+            fake_product_api,
+            reference.prometheus,
+            reference.alertmanager,
+            reference.webhook,
+            service,
+            [*reference.processes, service],
+        )
 
 
 @pytest.fixture

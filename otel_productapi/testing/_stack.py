@@ -17,7 +17,9 @@ it does not know. The binaries are the ones ``scripts/build-tools`` built
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import shutil
 import threading
 import urllib.error
@@ -37,6 +39,7 @@ from otel_productapi.testing._tools import ToolMissingError, repository_file, to
 
 __all__ = [
     "COLLECTOR_CONFIG",
+    "RECOMMENDED_INTERVAL_S",
     "STORM_ALERT",
     "AlertWebhook",
     "Alertmanager",
@@ -44,16 +47,20 @@ __all__ = [
     "Notification",
     "OtelCollector",
     "Prometheus",
+    "ReferenceStack",
     "alertmanager_binary",
     "get_json",
     "local_targets",
     "render_rule_files",
+    "span_attributes",
 ]
 
 #: The shipped collector configuration, relative to the repository.
 COLLECTOR_CONFIG: Final = "examples/collector/otelcol-config.yaml"
 #: The alert the storm tests and the demo watch.
 STORM_ALERT: Final = "ProductApiRateLimitStorm"
+#: The metric export (and scrape) interval the docs recommend when alerts matter.
+RECOMMENDED_INTERVAL_S: Final = 15
 
 _S = TypeVar("_S", bound="_Service")
 
@@ -207,10 +214,13 @@ class Jaeger(_Service):
         services: list[str] = get_json(f"{self.url}/api/v3/services").get("services") or []
         return services
 
-    def find_traces(self, service: str, *, lookback_seconds: float = 3600) -> list[dict[str, Any]]:
+    def find_traces(
+        self, service: str, *, lookback_seconds: float = 3600, num_traces: int = 1000
+    ) -> list[dict[str, Any]]:
         """Spans of ``service``'s recent traces from ``/api/v3/traces``, as OTLP/JSON spans.
 
-        Each span dict gets ``resource`` (its resource attributes, flattened).
+        Each span dict gets ``resource`` (its resource attributes, flattened by
+        ``span_attributes``' rules).
         """
         import datetime as dt  # noqa: PLC0415
 
@@ -219,7 +229,7 @@ class Jaeger(_Service):
             "query.service_name": service,
             "query.start_time_min": (now - dt.timedelta(seconds=lookback_seconds)).isoformat(),
             "query.start_time_max": (now + dt.timedelta(seconds=60)).isoformat(),
-            "query.num_traces": "1000",
+            "query.num_traces": str(num_traces),
         }
         url = f"{self.url}/api/v3/traces?" + urllib.parse.urlencode(params)
         try:
@@ -235,6 +245,11 @@ class Jaeger(_Service):
                 for span in scope_spans.get("spans", []):
                     spans.append({**span, "resource": resource})
         return spans
+
+
+def span_attributes(span: dict[str, Any]) -> dict[str, Any]:
+    """An OTLP/JSON span's attributes as a plain dict (``intValue`` strings made ints)."""
+    return _attributes(span.get("attributes", []))
 
 
 def _attributes(pairs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -331,6 +346,7 @@ class Prometheus(_Service):
         rules_time_scale: Render the shipped rules with this time scale...
         rules_scrape_interval: ...and this scrape (or push) interval.
         binary: Default: Prometheus 3 from the tools cache.
+        port: The port to listen on; default: a free one.
     """
 
     name = "prometheus"
@@ -344,10 +360,11 @@ class Prometheus(_Service):
         rules_time_scale: float | None = None,
         rules_scrape_interval: str = "15s",
         binary: Path | None = None,
+        port: int | None = None,
     ) -> None:
         super().__init__(workdir)
         self.binary = binary or tool_path("prometheus")
-        self.port = free_port()
+        self.port = port or free_port()
         self.config: dict[str, Any] = dict(config or {})
         self.otlp_receiver = otlp_receiver
         self.rules_time_scale = rules_time_scale
@@ -509,8 +526,8 @@ class AlertWebhook(LoopbackServer):
 
     _thread_name = "alert-webhook"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, port: int = 0) -> None:
+        super().__init__(port=port)
         self._lock = threading.Lock()
         self._received: list[Notification] = []
 
@@ -554,3 +571,88 @@ class AlertWebhook(LoopbackServer):
                 self.end_headers()
 
         return Handler
+
+
+class ReferenceStack:
+    """``examples/collector/`` as processes: collector, Jaeger, Prometheus 3, Alertmanager.
+
+    The collector runs the shipped config, Prometheus 3 the shipped
+    prometheus.yml (targets made local) with the shipped rules, Alertmanager
+    the shipped alertmanager.yml with its webhooks sent to ``webhook``. Every
+    interval the rules assume (scrape, evaluation, the services' export) is
+    ``RECOMMENDED_INTERVAL_S`` x ``time_scale``, rounded up to whole seconds:
+    ``interval_s``. A context manager; constructing it raises
+    ``ToolMissingError`` when a binary or example file is missing.
+    """
+
+    #: What ``scripts/build-tools`` must have built for it.
+    TOOLS: Final = ("otelcol", "jaeger", "prometheus")
+
+    def __init__(self, workdir: Path, *, time_scale: float = 1.0) -> None:
+        missing = []
+        for name in self.TOOLS:
+            try:
+                tool_path(name)
+            except ToolMissingError:
+                missing.append(name)
+        if missing:
+            raise ToolMissingError(
+                f"not built: {', '.join(missing)}; run scripts/build-tools {' '.join(missing)}"
+            )
+        self.time_scale = time_scale
+        self.interval_s = max(1, math.ceil(RECOMMENDED_INTERVAL_S * time_scale))
+        webhook_port = free_port()
+        self.webhook = AlertWebhook(port=webhook_port)
+        self.alertmanager = Alertmanager(workdir, webhook_url=f"http://127.0.0.1:{webhook_port}")
+        self.jaeger = Jaeger(workdir)
+        self.collector = OtelCollector(workdir, jaeger_endpoint=self.jaeger.otlp_grpc_endpoint)
+        port = free_port()
+        self.prometheus = Prometheus(
+            workdir,
+            config=self._prometheus_config(f"127.0.0.1:{port}"),
+            rules_time_scale=time_scale,
+            rules_scrape_interval=f"{self.interval_s}s",
+            port=port,
+        )
+        self._stack = contextlib.ExitStack()
+
+    def _prometheus_config(self, own_address: str) -> dict[str, Any]:
+        shipped = yaml.safe_load(
+            repository_file("examples/collector/prometheus.yml").read_text(encoding="utf-8")
+        )
+        config: dict[str, Any] = local_targets(
+            shipped,
+            {
+                "otel-collector:8889": self.collector.metrics_target,
+                "alertmanager:9093": self.alertmanager.address,
+                "localhost:9090": own_address,
+            },
+        )
+        interval = f"{self.interval_s}s"
+        config["global"].update(scrape_interval=interval, evaluation_interval=interval)
+        return config
+
+    @property
+    def processes(self) -> list[Process]:
+        """The running processes, for failure messages."""
+        parts: list[_Service] = [self.jaeger, self.collector, self.prometheus, self.alertmanager]
+        return [p.process for p in parts if p.process is not None]
+
+    def start(self) -> ReferenceStack:
+        """Start every part, each ready before the next; stop them all if one fails."""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self.webhook)
+            for part in (self.alertmanager, self.jaeger, self.collector, self.prometheus):
+                stack.enter_context(part)
+            self._stack = stack.pop_all()
+        return self
+
+    def stop(self) -> None:
+        """Stop every part. Safe twice."""
+        self._stack.close()
+
+    def __enter__(self) -> ReferenceStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -16,7 +16,8 @@ always stopped::
   with in-memory storage; ``Prometheus`` is Prometheus 3 with the shipped
   rules rendered at a time scale, scraping or receiving OTLP;
   ``Alertmanager`` runs ``examples/alertmanager.yml`` with its webhooks sent
-  to an ``AlertWebhook``. ``Rotel`` and ``OtlpSink`` are the demo's
+  to an ``AlertWebhook``; ``ReferenceStack`` starts them all as compose
+  would, every interval scaled by one time scale. ``Rotel`` and ``OtlpSink`` are the demo's
   lightweight collector and a receiver that decodes what it is sent.
 - ``Process`` is the runner underneath: start, wait until ready, stop the
   whole process group (``stop_all()`` at exit).
@@ -48,6 +49,7 @@ from otel_productapi.testing._processes import (
 )
 from otel_productapi.testing._stack import (
     COLLECTOR_CONFIG,
+    RECOMMENDED_INTERVAL_S,
     STORM_ALERT,
     Alertmanager,
     AlertWebhook,
@@ -55,10 +57,12 @@ from otel_productapi.testing._stack import (
     Notification,
     OtelCollector,
     Prometheus,
+    ReferenceStack,
     alertmanager_binary,
     get_json,
     local_targets,
     render_rule_files,
+    span_attributes,
 )
 from otel_productapi.testing._tools import (
     ToolMissingError,
@@ -70,6 +74,7 @@ from otel_productapi.testing._tools import (
 
 __all__ = [
     "COLLECTOR_CONFIG",
+    "RECOMMENDED_INTERVAL_S",
     "STORM_ALERT",
     "AlertWebhook",
     "Alertmanager",
@@ -80,6 +85,7 @@ __all__ = [
     "Process",
     "Prometheus",
     "ReceivedSpan",
+    "ReferenceStack",
     "Rotel",
     "ToolMissingError",
     "alertmanager_binary",
@@ -93,6 +99,7 @@ __all__ = [
     "repository_file",
     "rotel_binary",
     "rotel_with_sink",
+    "span_attributes",
     "stop_all",
     "tool_path",
     "tools_dir",
