@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -15,14 +16,20 @@ import pytest
 from otel_productapi._core import names as n
 
 
-def _demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+def _demo(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     # TMPDIR under tmp_path: every child's command line (Rotel's pid file,
     # Prometheus' config) then names tmp_path, which is how we find leftovers.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PRODUCTAPI_"))}
-    env["TMPDIR"] = str(tmp_path)
+    keep = ("OTEL_PRODUCTAPI_TOOLS_DIR",)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k in keep or not k.startswith(("OTEL_", "PRODUCTAPI_"))
+    }
+    env = {**clean, **(env or {}), "TMPDIR": str(tmp_path)}
     return subprocess.Popen(
         [sys.executable, "-m", "otel_productapi", "demo", *args],
         env=env,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -110,4 +117,46 @@ def test_demo_with_prometheus_shows_the_storm_alert_firing(tmp_path: Path) -> No
     assert process.returncode == 0, out
     assert "ProductApiRateLimitStorm: firing" in out
     assert "ProductApiRateLimitStorm during the storm: firing" in out
+    assert _leftovers(tmp_path) == []
+
+
+def test_demo_stack_runs_the_reference_stack(tmp_path: Path) -> None:
+    """--stack: traces reach Jaeger through the shipped collector config, Prometheus 3 fires
+    the storm alert, Alertmanager pages the webhook, and every process is stopped.
+
+    The binaries come from scripts/build-tools (scripts/test builds them); not skipped.
+    """
+    process = _demo(tmp_path, "--stack", "--duration", "30", "--rate", "30")
+    out = _finish(process, 240)
+    assert process.returncode == 0, out
+    assert re.search(r"Jaeger query API \.+ http://127\.0\.0\.1:\d+/api/v3/traces\?", out), out
+    assert re.search(r"Prometheus alerts page \.+ http://127\.0\.0\.1:\d+/alerts\n", out), out
+    stored = re.search(r"as Jaeger stored them \((\d+) of the (\d+) spans sent\)", out)
+    assert stored is not None, out
+    assert stored.group(1) == stored.group(2)
+    assert int(stored.group(2)) > 100
+    assert "ProductApiRateLimitStorm: firing" in out
+    assert "ProductApiRateLimitStorm during the storm: firing" in out
+    assert (
+        "Alertmanager notified the webhook: ProductApiRateLimitStorm firing "
+        "(receiver productapi-page, /page)"
+    ) in out
+    assert "(the OpenTelemetry Collector's debug exporter)" in out
+    examples = out.split("Example spans", 1)[1].split("--- server_error", 1)[0]
+    assert f"-> {n.ATTR_ERROR_CLASS}: Str({n.CLASS_RATE_LIMITED})" in examples
+    assert "-> http.status_code: Int(429)" in examples
+    assert _leftovers(tmp_path) == []
+
+
+def test_demo_stack_not_built_says_how_to_build(tmp_path: Path) -> None:
+    """--stack without the built tools: exit 2, naming scripts/build-tools, nothing started."""
+    env = {"OTEL_PRODUCTAPI_TOOLS_DIR": str(tmp_path / "empty")}
+    process = _demo(tmp_path, "--stack", "--duration", "5", env=env)
+    out = _finish(process, 60)
+    assert process.returncode == 2, out
+    assert (
+        "not built: otelcol, jaeger, prometheus; run scripts/build-tools otelcol jaeger prometheus"
+    ) in out
+    assert "run scripts/build-tools in a clone of the repository first" in out
+    assert "Traceback" not in out
     assert _leftovers(tmp_path) == []

@@ -1,18 +1,31 @@
 """The collector and compose examples agree with each other and with the repository.
 
 Docker does not run here: these tests parse the files and cross-check every
-port, path, mounted file and service reference instead.
+port, path, mounted file, environment variable, service reference and image
+version instead (tests/test_reference_stack.py runs the same configs as
+local processes). The collector config takes its addresses from
+``${env:NAME:-default}`` variables whose defaults are what compose runs.
 """
 
 from __future__ import annotations
 
 import glob
 import json
+import os
+import re
+import subprocess
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 import yaml
+
+from otel_productapi.testing.stack import (
+    OtelCollector,
+    alertmanager_binary,
+    tool_path,
+    tools_manifest,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "examples" / "collector"
@@ -25,7 +38,14 @@ def _load(path: Path) -> Any:
 
 COMPOSE: dict[str, Any] = _load(COMPOSE_FILE)
 SERVICES: dict[str, Any] = COMPOSE["services"]
-OTELCOL: dict[str, Any] = _load(HERE / "otelcol-config.yaml")
+OTELCOL_FILE = HERE / "otelcol-config.yaml"
+OTELCOL_TEXT = OTELCOL_FILE.read_text(encoding="utf-8")
+#: ``${env:NAME:-default}`` (the collector's syntax); a default is required.
+ENV_REFERENCE = re.compile(r"\$\{env:([A-Z0-9_]+)(?::-([^}]*))?\}")
+#: The collector config as compose runs it: every variable at its default.
+OTELCOL: dict[str, Any] = yaml.safe_load(
+    ENV_REFERENCE.sub(lambda m: m.group(2) or "", OTELCOL_TEXT)
+)
 
 
 def _volumes(service: str) -> list[tuple[Path, PurePosixPath]]:
@@ -138,6 +158,23 @@ def test_extensions_are_defined() -> None:
         assert name in OTELCOL["extensions"]
 
 
+def test_every_collector_variable_has_a_compose_default_and_is_documented() -> None:
+    """Each ${env:...} in the collector config has a default (compose sets none), is one the
+    local runner sets, and is listed in the config's header and the examples README."""
+    references = ENV_REFERENCE.findall(OTELCOL_TEXT)
+    assert references
+    names = {name for name, _default in references}
+    assert all(default for _name, default in references), references
+    assert "environment" not in SERVICES["otel-collector"]
+    runner = OtelCollector(Path("unused"), jaeger_endpoint="127.0.0.1:1", binary=Path("unused"))
+    assert set(runner.environment) == names
+    readme = (HERE / "README.md").read_text(encoding="utf-8")
+    header = OTELCOL_TEXT.split("\nextensions:", 1)[0]
+    for name in names:
+        assert name in header, name
+        assert f"`{name}`" in readme, name
+
+
 def test_otlp_receiver_ports_are_published() -> None:
     """The OTLP gRPC and HTTP receiver ports are the ones compose publishes."""
     protocols = OTELCOL["receivers"]["otlp"]["protocols"]
@@ -148,23 +185,91 @@ def test_otlp_receiver_ports_are_published() -> None:
 
 
 def test_trace_exporter_reaches_jaeger() -> None:
-    """The OTLP trace exporter points at the jaeger service's OTLP gRPC port."""
+    """The OTLP/gRPC trace exporter points at the jaeger service's OTLP gRPC port."""
     exporters = OTELCOL["service"]["pipelines"]["traces"]["exporters"]
-    otlp = [e for e in exporters if e.split("/")[0] == "otlp"]
-    assert otlp, "no OTLP exporter in the traces pipeline"
-    for name in otlp:
-        endpoint = OTELCOL["exporters"][name]["endpoint"]
-        _assert_service_port(endpoint)
-        assert endpoint.startswith("jaeger:")
+    otlp = [e for e in exporters if e.split("/")[0] == "otlp_grpc"]
+    assert otlp == ["otlp_grpc/jaeger"]
+    endpoint = OTELCOL["exporters"]["otlp_grpc/jaeger"]["endpoint"]
+    _assert_service_port(endpoint)
+    assert endpoint == "jaeger:4317"
     assert "debug" in exporters
 
 
-def test_metrics_go_to_prometheus_with_resource_labels() -> None:
-    """Metrics are exposed by the prometheus exporter, resource attributes as labels."""
+def test_no_deprecated_component_or_option() -> None:
+    """No `otlp` exporter alias, no resource_to_telemetry_conversion, no add_metric_suffixes
+    (deprecated in the collector release scripts/tools.txt pins)."""
+    assert not [name for name in OTELCOL["exporters"] if name.split("/")[0] == "otlp"]
+    for deprecated in ("resource_to_telemetry_conversion", "add_metric_suffixes"):
+        assert deprecated not in OTELCOL_TEXT.replace(f"# {deprecated}", "")
+
+
+def test_metrics_go_to_prometheus_with_classic_names() -> None:
+    """Metrics are exposed by the prometheus exporter with the names the rules query."""
     assert "prometheus" in OTELCOL["service"]["pipelines"]["metrics"]["exporters"]
     exporter = OTELCOL["exporters"]["prometheus"]
-    assert exporter["resource_to_telemetry_conversion"]["enabled"] is True
+    assert exporter["translation_strategy"] == "UnderscoreEscapingWithSuffixes"
     assert _port_of(exporter["endpoint"]) in _container_ports("otel-collector")
+
+
+def _otelcol(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(tool_path("otelcol")), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+
+
+def test_otelcol_validate_passes_with_compose_and_local_addresses() -> None:
+    """`otelcol validate` accepts the shipped config as compose runs it and as the tests do."""
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("OTELCOL_")}
+    compose = _otelcol("validate", f"--config={OTELCOL_FILE}", env=plain)
+    assert compose.returncode == 0, compose.stderr
+    runner = OtelCollector(Path("unused"), jaeger_endpoint="127.0.0.1:4317")
+    local = _otelcol("validate", f"--config={OTELCOL_FILE}", env={**plain, **runner.environment})
+    assert local.returncode == 0, local.stderr
+
+
+def test_the_built_collector_has_exactly_the_configs_components() -> None:
+    """scripts/build-tools' collector has the components the config uses, and no others."""
+    result = _otelcol("components")
+    assert result.returncode == 0, result.stderr
+    built = yaml.safe_load(result.stdout)
+    for kind in ("receivers", "processors", "exporters", "extensions"):
+        used = {name.split("/")[0] for name in OTELCOL[kind]}
+        assert {c["name"] for c in built[kind]} == used, kind
+    assert built["connectors"] == []
+
+
+# --- images: the versions the tests run ---------------------------------------------------
+
+
+def _image_tag(service: str) -> str:
+    return str(SERVICES[service]["image"]).rsplit(":", 1)[1]
+
+
+def test_images_are_the_versions_the_tests_build() -> None:
+    """Compose pins the releases the tests run: those scripts/tools.txt builds (each
+    project's own numbering) and Debian's Alertmanager."""
+    versions = tools_manifest()
+    # Core and the otelcol-contrib distribution share release numbers.
+    assert _image_tag("otel-collector") == versions["otelcol"].removeprefix("v")
+    # Prometheus' Go module v0.3MM.P is Prometheus 3.MM.P.
+    major, minor, patch = versions["prometheus"].removeprefix("v").split(".")
+    assert major == "0"
+    assert _image_tag("prometheus") == f"v3.{int(minor) - 300}.{patch}"
+    # Jaeger tags every release twice: v1.N.P (the Go module) and v2.(N-63).P (Jaeger v2).
+    _, minor, patch = versions["jaeger"].removeprefix("v").split(".")
+    assert _image_tag("jaeger") == f"2.{int(minor) - 63}.{patch}"
+    # Alertmanager is not built (its UI needs npm): the tests run Debian's.
+    banner = subprocess.run(
+        [str(alertmanager_binary()), "--version"], capture_output=True, text=True, check=True
+    )
+    debian = re.search(r"version (\d+\.\d+\.\d+)", banner.stdout + banner.stderr)
+    assert debian is not None, banner
+    assert _image_tag("alertmanager") == f"v{debian.group(1)}"
 
 
 # --- prometheus.yml ----------------------------------------------------------------------

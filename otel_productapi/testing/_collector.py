@@ -19,20 +19,18 @@ import gzip
 import importlib.util
 import os
 import re
-import signal
-import socket
-import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 from otel_productapi.testing._loopback import LoopbackServer
+from otel_productapi.testing._processes import Process, free_port, port_open
 
 __all__ = [
     "OtlpSink",
@@ -43,13 +41,6 @@ __all__ = [
     "rotel_binary",
     "rotel_with_sink",
 ]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,13 +206,6 @@ def rotel_binary() -> Path | None:
     return None
 
 
-@dataclass(slots=True)
-class _RotelFiles:
-    directory: tempfile.TemporaryDirectory[str]
-    stdout: IO[bytes]
-    lines: list[str] = field(default_factory=list)
-
-
 class Rotel:
     """Run ``rotel-agent`` in the foreground on 127.0.0.1, forwarding to an ``OtlpSink``.
 
@@ -243,8 +227,8 @@ class Rotel:
         self._debug_log = debug_log
         self.http_port = free_port()
         self.grpc_port = free_port()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._files: _RotelFiles | None = None
+        self._process: Process | None = None
+        self._directory: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def endpoint(self) -> str:
@@ -258,9 +242,8 @@ class Rotel:
 
     def start(self, timeout: float = 15.0) -> Rotel:
         """Start the agent and wait until its OTLP/HTTP port accepts connections."""
-        directory = tempfile.TemporaryDirectory(prefix="otel-productapi-rotel-")
-        out = Path(directory.name, "stdout.log").open("w+b")  # noqa: SIM115 - closed in stop()
-        self._files = _RotelFiles(directory, out)
+        self._directory = tempfile.TemporaryDirectory(prefix="otel-productapi-rotel-")
+        directory = Path(self._directory.name)
         args = [
             str(self._binary),
             "start",
@@ -269,9 +252,9 @@ class Rotel:
             "--otlp-grpc-endpoint",
             f"127.0.0.1:{self.grpc_port}",
             "--pid-file",
-            str(Path(directory.name, "rotel.pid")),
+            str(directory / "rotel.pid"),
             "--log-file",
-            str(Path(directory.name, "rotel.log")),
+            str(directory / "rotel.log"),
             "--exporter",
             "otlp",
             "--otlp-exporter-endpoint",
@@ -286,11 +269,10 @@ class Rotel:
         if self._debug_log:
             args += ["--debug-log", "traces", "--debug-log-verbosity", "detailed"]
         env = {**os.environ, "NO_COLOR": "1"}
-        self._process = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
+        self._process = Process("rotel-agent", args, log=directory / "stdout.log", env=env)
         try:
-            _wait_for_port(self.http_port, self._process, timeout)
+            self._process.start()
+            self._process.wait_ready(lambda: port_open(self.http_port), timeout)
         except BaseException:
             self.stop()
             raise
@@ -300,18 +282,16 @@ class Rotel:
         """Stop the agent (its whole process group) and remove its files; safe twice."""
         process, self._process = self._process, None
         if process is not None:
-            _terminate_group(process)
-        files, self._files = self._files, None
-        if files is not None:
-            files.stdout.close()
-            files.directory.cleanup()
+            process.stop()
+        directory, self._directory = self._directory, None
+        if directory is not None:
+            directory.cleanup()
 
     def debug_output(self) -> str:
         """What the agent printed so far: its log and, with ``debug_log``, every span."""
-        if self._files is None:
+        if self._process is None:
             return ""
-        text = Path(self._files.directory.name, "stdout.log").read_text(errors="replace")
-        return _strip_ansi(text)
+        return _strip_ansi(self._process.output())
 
     def __enter__(self) -> Rotel:
         return self.start()
@@ -323,29 +303,6 @@ class Rotel:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"rotel-agent exited with status {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"rotel-agent did not listen on 127.0.0.1:{port} within {timeout} s")
-
-
-def _terminate_group(process: subprocess.Popen[Any], grace: float = 5.0) -> None:
-    """SIGTERM the process group, then SIGKILL what is left after ``grace`` seconds."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=grace)
 
 
 def _strip_ansi(text: str) -> str:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["ToolMissingError", "tool_path", "tools_dir", "tools_manifest"]
+__all__ = ["ToolMissingError", "repository_file", "tool_path", "tools_dir", "tools_manifest"]
 
-#: The manifest, in a checkout of the repository (editable installs run from one).
-_MANIFEST = Path(__file__).resolve().parents[2] / "scripts" / "tools.txt"
+#: The checkout this package runs from (editable installs run from one).
+_REPOSITORY = Path(__file__).resolve().parents[2]
+#: The manifest, in that checkout.
+_MANIFEST = _REPOSITORY / "scripts" / "tools.txt"
 
 
 class ToolMissingError(FileNotFoundError):
@@ -54,4 +56,19 @@ def tool_path(name: str) -> Path:
     path = tools_dir() / f"{name}-{version}" / name
     if not (path.is_file() and os.access(path, os.X_OK)):
         raise ToolMissingError(f"{name} {version} is not built: run scripts/build-tools {name}")
+    return path
+
+
+def repository_file(relative: str) -> Path:
+    """A file of the repository checkout this package runs from (``examples/...``).
+
+    Raises:
+        ToolMissingError: Not running from a checkout (an installed wheel has
+            no ``examples/``): clone the repository and install it editable.
+    """
+    path = _REPOSITORY / relative
+    if not path.is_file():
+        raise ToolMissingError(
+            f"{relative} not found: run from a clone of the repository (pip install -e .)"
+        )
     return path

@@ -61,3 +61,11 @@ def app_spans(
     last = result.stdout.strip().splitlines()[-1]
     spans: list[dict[str, Any]] = json.loads(last)
     return spans, result.stderr
+
+
+SERVICE_APP = APPS / "zero_code_service.py"
+
+
+def service_command(base_url: str, *args: str) -> list[str]:
+    """``opentelemetry-instrument python zero_code_service.py BASE_URL ARGS...``."""
+    return [str(OPENTELEMETRY_INSTRUMENT), sys.executable, str(SERVICE_APP), base_url, *args]
