@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from otel_productapi import rules
-from otel_productapi._rules_settings import parse_duration
-from otel_productapi.rules import RULE_FILES, RulesSettings, render_rules
+from otel_productapi.rules import RULE_FILES, RulesSettings, command, render_groups, render_rules
+from otel_productapi.rules.settings import parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "alerts"
@@ -256,11 +255,10 @@ def test_time_scale_shrinks_every_duration_and_still_passes_check(tmp_path: Path
     assert "ratio_rate30s > 0.25" in storm["expr"]
     assert "ratio_rate6s > 0.25" in storm["expr"]
     assert (storm["for"], storm["keep_firing_for"]) == ("6s", "12s")
-    assert RulesSettings.model_construct(rules_time_scale=0.001).duration("rules_storm_for") == "1s"
-    assert (
-        RulesSettings.model_construct(rules_time_scale=0.15).duration("rules_server_errors_for")
-        == "27s"
-    )
+    tiny = RulesSettings.model_construct(rules_time_scale=0.001)
+    assert str(tiny.span("rules_storm_for", "1m")) == "1s"
+    odd = RulesSettings.model_construct(rules_time_scale=0.15)
+    assert str(odd.span("rules_server_errors_for", "3m")) == "27s"
     write_rules(tmp_path, files)
     assert_ok(promtool("check", "rules", *(tmp_path / name for name in RULE_FILES)))
 
@@ -312,16 +310,30 @@ def test_utf8_naming_accepts_quoted_label_names_in_matchers() -> None:
 
 def run_cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
-    rules.add_arguments(parser)
-    return rules.run(parser.parse_args(argv))
+    command.add_arguments(parser)
+    return command.run(parser.parse_args(argv))
 
 
-def test_rules_command_prints_every_file(capsys: pytest.CaptureFixture[str]) -> None:
-    """`otel-productapi rules` prints all rule files."""
+def test_rules_command_prints_one_rule_file_that_promtool_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`otel-productapi rules` prints one YAML document holding every group; promtool loads it."""
     assert run_cli([]) == 0
     out = capsys.readouterr().out
-    for name, text in render_rules().items():
-        assert f"# --- {name}\n{text}" in out
+    documents = list(yaml.safe_load_all(out))
+    assert len(documents) == 1
+    assert documents[0] == {"groups": render_groups()}
+    assert [group["name"] for group in documents[0]["groups"]] == [
+        "productapi-requests",
+        "productapi-ratelimit",
+        "productapi-batch",
+    ]
+    printed = tmp_path / "productapi.rules.yml"
+    printed.write_text(out, encoding="utf-8")
+    result = promtool("check", "rules", printed)
+    assert_ok(result)
+    rule_count = sum(len(group["rules"]) for group in render_groups())
+    assert f"SUCCESS: {rule_count} rules found" in result.stdout
 
 
 def test_rules_command_output_dir_regenerates_the_committed_files(tmp_path: Path) -> None:
