@@ -116,15 +116,19 @@ def _windows(*alerts: RatioAlert) -> list[Span]:
 
 @dataclass(frozen=True)
 class _Ratio:
-    """A ratio recording rule family: ``<level>:<metric>:ratio_rate<window>``."""
+    """A ratio recording rule family: ``<level>:<metric>:ratio_rate<window>``.
 
-    level: str
+    ``numerator`` is summed by ``keys`` and divided by the rate recorded as
+    ``<rate_rule><window>`` (the same keys).
+    """
+
+    keys: tuple[str, ...]
     metric: str
     numerator: str
     rate_rule: str
 
     def record(self, window: Span) -> str:
-        return f"{self.level}:{self.metric}:ratio_rate{window}"
+        return f"{_level(self.keys)}:{self.metric}:ratio_rate{window}"
 
 
 class _Renderer:
@@ -166,7 +170,7 @@ class _Renderer:
     def _multiwindow(self, ratio: _Ratio, alert: RatioAlert) -> str:
         """Long and short ratio above the threshold, with enough traffic."""
         threshold = _num(alert.threshold)
-        on = f"and on ({self.service})"
+        on = f"and on ({self.q.by(ratio.keys)})"
         return (
             f"{ratio.record(alert.long_window)} > {threshold}\n"
             f"{on}\n  {ratio.record(alert.short_window)} > {threshold}\n"
@@ -180,22 +184,26 @@ class _Renderer:
             {
                 "record": ratio.record(w),
                 "expr": (
-                    f"(\n  {self.q.sum_rate(ratio.numerator, w, _BY_SERVICE)}\n"
+                    f"(\n  {self.q.sum_rate(ratio.numerator, w, ratio.keys)}\n"
                     f"  or\n  0 * {rate}{w}\n)\n/ {rate}{w}\n"
                 ),
             }
             for w in _windows(alert)
         ]
 
-    def _rate_records(self, rate_rule: str, selector: str, *alerts: RatioAlert) -> list[Rule]:
+    def _rate_records(
+        self, rate_rule: str, selector: str, keys: tuple[str, ...], *alerts: RatioAlert
+    ) -> list[Rule]:
         return [
-            {"record": f"{rate_rule}{w}", "expr": self.q.sum_rate(selector, w, _BY_SERVICE)}
+            {"record": f"{rate_rule}{w}", "expr": self.q.sum_rate(selector, w, keys)}
             for w in _windows(*alerts)
         ]
 
-    def _class_ratio(self, metric: str, error_class: str, rate_rule: str) -> _Ratio:
+    def _class_ratio(
+        self, metric: str, error_class: str, rate_rule: str, keys: tuple[str, ...] = _BY_SERVICE
+    ) -> _Ratio:
         selector = self.q.select(self.requests, [(names.ATTR_ERROR_CLASS, error_class)])
-        return _Ratio(self.level, metric, selector, rate_rule)
+        return _Ratio(keys, metric, selector, rate_rule)
 
     # --- productapi-requests ---------------------------------------------------------
 
@@ -212,9 +220,12 @@ class _Renderer:
         auth = self._class_ratio(
             "productapi_client_requests_unauthorized", names.CLASS_UNAUTHORIZED, rate_rule
         )
+        unreachable = self._class_ratio(
+            "productapi_client_requests_transport_error", names.CLASS_TRANSPORT_ERROR, rate_rule
+        )
         # Refused retries per request sent, so the threshold reads like the others.
         retry_budget = _Ratio(
-            self.level,
+            _BY_SERVICE,
             "productapi_client_retry_budget_refusals",
             self.q.select(refusals),
             rate_rule,
@@ -222,18 +233,34 @@ class _Renderer:
         rules = self._rate_records(
             rate_rule,
             self.q.select(self.requests),
+            _BY_SERVICE,
             a.storm,
             a.server_errors,
             a.auth,
+            a.unreachable,
             a.retry_budget,
         )
         for ratio, alert in (
             (storm, a.storm),
             (server_errors, a.server_errors),
             (auth, a.auth),
+            (unreachable, a.unreachable),
             (retry_budget, a.retry_budget),
         ):
             rules += self._ratio_records(ratio, alert)
+        # Per endpoint (rate limits are): in this group, so that an endpoint's storm and the
+        # service-wide one are evaluated at the same instant (see the Alertmanager inhibition).
+        route_rate_rule = f"{_level(_BY_ROUTE)}:productapi_client_requests:rate"
+        endpoint = self._class_ratio(
+            "productapi_client_requests_rate_limited",
+            names.CLASS_RATE_LIMITED,
+            route_rate_rule,
+            _BY_ROUTE,
+        )
+        rules += self._rate_records(
+            route_rate_rule, self.q.select(self.requests), _BY_ROUTE, a.endpoint_storm
+        )
+        rules += self._ratio_records(endpoint, a.endpoint_storm)
         job, host, value = self.job, self.host, "{{ $value | humanizePercentage }}"
         rules += [
             self._ratio_alert(
@@ -244,6 +271,17 @@ class _Renderer:
                 f"{value} of {job}'s calls to {host} got 429 Too Many Requests over the last "
                 f"{a.storm.long_window} (and more than {_pct(a.storm.threshold)} over the last "
                 f"{a.storm.short_window}).",
+            ),
+            self._ratio_alert(
+                "ProductApiEndpointRateLimitStorm",
+                endpoint,
+                a.endpoint_storm,
+                "The Product API is rejecting a service's calls to one endpoint with "
+                "429 Too Many Requests.",
+                f"{value} of {job}'s calls to {self.q.value(names.ATTR_URL_TEMPLATE)} on {host} "
+                f"got 429 Too Many Requests over the last {a.endpoint_storm.long_window} (and "
+                f"more than {_pct(a.endpoint_storm.threshold)} over the last "
+                f"{a.endpoint_storm.short_window}): that endpoint's rate limit is exhausted.",
             ),
             self._ratio_alert(
                 "ProductApiServerErrorsPersistent",
@@ -264,6 +302,7 @@ class _Renderer:
                 f"{a.auth.long_window} (and more than {_pct(a.auth.threshold)} over the last "
                 f"{a.auth.short_window}): its token is missing, revoked or expired.",
             ),
+            self._unreachable_alert(unreachable),
             self._ratio_alert(
                 "ProductApiRetryBudgetExhausted",
                 retry_budget,
@@ -281,6 +320,29 @@ class _Renderer:
         self, name: str, ratio: _Ratio, alert: RatioAlert, summary: str, description: str
     ) -> Rule:
         return self._alert(name, self._multiwindow(ratio, alert), alert, summary, description)
+
+    def _unreachable_alert(self, ratio: _Ratio) -> Rule:
+        """Most calls get no response (an outage), or a share does, persistently."""
+        alert = self.alerts.unreachable
+        long, short = ratio.record(alert.long_window), ratio.record(alert.short_window)
+        outage, share = _num(alert.outage_threshold), _num(alert.threshold)
+        on = f"and on ({self.service})"
+        expr = (
+            f"(\n  (\n    {long} > {outage}\n    {on}\n      {short} > {outage}\n  )\n"
+            f"  or on ({self.service})\n"
+            f"  (\n    {long} > {share}\n    {on}\n"
+            f"      min_over_time({short}[{alert.persistence}]) > {share}\n  )\n)\n"
+            f"{on}\n  {ratio.rate_rule}{alert.long_window} >= {_num(alert.min_rate)}\n"
+        )
+        return self._alert(
+            "ProductApiUnreachable",
+            expr,
+            alert,
+            "A service's calls to the Product API get no response.",
+            f"{{{{ $value | humanizePercentage }}}} of {self.job}'s calls to {self.host} got no "
+            "response (connection refused, timeout, DNS or TLS failure) over the last "
+            f"{alert.long_window}.",
+        )
 
     # --- productapi-ratelimit --------------------------------------------------------
 
@@ -322,8 +384,8 @@ class _Renderer:
         items = self.q.metric(names.METRIC_BATCH_ITEMS, counter=True)
         failed = self.q.select(items, [(names.ATTR_ITEM_OUTCOME, names.ITEM_FAILED)])
         rate_rule = f"{self.level}:productapi_batch_items:rate"
-        ratio = _Ratio(self.level, "productapi_batch_items_failed", failed, rate_rule)
-        rules = self._rate_records(rate_rule, self.q.select(items), alert)
+        ratio = _Ratio(_BY_SERVICE, "productapi_batch_items_failed", failed, rate_rule)
+        rules = self._rate_records(rate_rule, self.q.select(items), _BY_SERVICE, alert)
         rules += self._ratio_records(ratio, alert)
         rules.append(
             self._ratio_alert(

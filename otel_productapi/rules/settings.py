@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, Field, model_validator
@@ -33,6 +33,7 @@ __all__ = [
     "RatioAlert",
     "RulesSettings",
     "Span",
+    "UnreachableAlert",
     "env_var",
     "format_duration",
     "parse_duration",
@@ -44,8 +45,8 @@ DEFAULT_RUNBOOK_URL: Final = (
     "https://github.com/otel-productapi/otel-productapi/blob/main/alerts/runbook.md"
 )
 
-#: A range selector needs at least two samples; four per window survive a missed scrape.
-SAMPLES_PER_WINDOW: Final = 4
+#: A range selector needs at least two samples; three per window survive a missed one.
+SAMPLES_PER_WINDOW: Final = 3
 
 _UNITS: Final = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION_RE: Final = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -201,6 +202,21 @@ class RatioAlert:
 
 
 @dataclass(frozen=True)
+class UnreachableAlert(RatioAlert):
+    """``ProductApiUnreachable``: calls that got no response, in two tiers.
+
+    An outage: above ``outage_threshold`` over both windows (fast; the long
+    window keeps a deploy blip below it). A persistent share: above
+    ``threshold`` over the long window, and over the short one at every
+    evaluation of the last ``persistence`` (a blip's short-window tail is
+    shorter than that).
+    """
+
+    outage_threshold: float
+    persistence: Span
+
+
+@dataclass(frozen=True)
 class QuotaAlert:
     """``ProductApiRateLimitNearlyExhausted``: quota left below ``threshold`` in every window."""
 
@@ -216,24 +232,36 @@ class Alerts:
     """Every alert's settings, as the renderer uses them."""
 
     storm: RatioAlert
+    #: The storm's threshold, windows, timing and severity with its own traffic floor,
+    #: so a service-wide storm always has a throttled endpoint above its threshold too.
+    endpoint_storm: RatioAlert
     server_errors: RatioAlert
     auth: RatioAlert
+    unreachable: UnreachableAlert
     retry_budget: RatioAlert
     ratelimit: QuotaAlert
     batch: RatioAlert
 
+    def ratio_alerts(self) -> tuple[RatioAlert, ...]:
+        return (
+            self.storm,
+            self.server_errors,
+            self.auth,
+            self.unreachable,
+            self.retry_budget,
+            self.batch,
+        )
+
     def windows(self) -> tuple[Span, ...]:
         """Every range window of every alert, for the samples-per-window check."""
-        ratios = (self.storm, self.server_errors, self.auth, self.retry_budget, self.batch)
         return (
-            *(span for a in ratios for span in (a.long_window, a.short_window)),
+            *(span for a in self.ratio_alerts() for span in (a.long_window, a.short_window)),
             self.ratelimit.window,
         )
 
     def window_pairs(self) -> tuple[tuple[Span, Span], ...]:
         """(short, long) window of every multiwindow alert: short must be shorter."""
-        ratios = (self.storm, self.server_errors, self.auth, self.retry_budget, self.batch)
-        return tuple((a.short_window, a.long_window) for a in ratios)
+        return tuple((a.short_window, a.long_window) for a in self.ratio_alerts())
 
 
 class RulesSettings(BaseSettings):
@@ -261,7 +289,9 @@ class RulesSettings(BaseSettings):
         default=1.0, gt=0, le=100, description="Multiplies every window, for and keep_firing_for."
     )
     rules_scrape_interval: Duration = Field(
-        default="15s", description="Your scrape interval: every window must span 4 of them."
+        default="60s",
+        description="The longest time between two samples of a series: your scrape interval, "
+        "or OTEL_METRIC_EXPORT_INTERVAL when metrics are pushed. Every window must span 3.",
     )
     rules_runbook_url: Annotated[str, AfterValidator(_http_url)] = Field(
         default=DEFAULT_RUNBOOK_URL, description="Runbook base URL."
@@ -273,26 +303,44 @@ class RulesSettings(BaseSettings):
     # --- ProductApiRateLimitStorm -------------------------------------------------
     rules_storm_threshold: Ratio = 0.25
     rules_storm_long_window: Duration = "5m"
-    rules_storm_short_window: Duration = "1m"
+    rules_storm_short_window: Duration = "3m"
     rules_storm_for: Duration = "1m"
     rules_storm_keep_firing_for: Duration = "2m"
     rules_storm_severity: Severity = "critical"
 
+    # --- ProductApiEndpointRateLimitStorm (the storm's settings, its own floor) -------
+    rules_endpoint_storm_min_request_rate: float = Field(
+        default=0.2,
+        ge=0,
+        description="Requests/s to one endpoint over the long window below which it never "
+        "pages on its own (the service-wide storm alert still covers it).",
+    )
+
     # --- ProductApiServerErrorsPersistent -----------------------------------------
     rules_server_errors_threshold: Ratio = 0.05
     rules_server_errors_long_window: Duration = "10m"
-    rules_server_errors_short_window: Duration = "2m"
-    rules_server_errors_for: Duration = "3m"
+    rules_server_errors_short_window: Duration = "3m"
+    rules_server_errors_for: Duration = "4m"
     rules_server_errors_keep_firing_for: Duration = "2m"
     rules_server_errors_severity: Severity = "critical"
 
     # --- ProductApiAuthFailures ---------------------------------------------------
     rules_auth_threshold: Ratio = 0.10
     rules_auth_long_window: Duration = "5m"
-    rules_auth_short_window: Duration = "1m"
-    rules_auth_for: Duration = "2m"
+    rules_auth_short_window: Duration = "3m"
+    rules_auth_for: Duration = "4m"
     rules_auth_keep_firing_for: Duration = "2m"
     rules_auth_severity: Severity = "critical"
+
+    # --- ProductApiUnreachable -----------------------------------------------------
+    rules_unreachable_threshold: Ratio = 0.05
+    rules_unreachable_outage_threshold: Ratio = 0.75
+    rules_unreachable_long_window: Duration = "4m"
+    rules_unreachable_short_window: Duration = "3m"
+    rules_unreachable_persistence: Duration = "6m"
+    rules_unreachable_for: Duration = "30s"
+    rules_unreachable_keep_firing_for: Duration = "1m"
+    rules_unreachable_severity: Severity = "critical"
 
     # --- ProductApiRateLimitNearlyExhausted ---------------------------------------
     rules_ratelimit_threshold: Ratio = 0.10
@@ -317,8 +365,8 @@ class RulesSettings(BaseSettings):
     # --- ProductApiRetryBudgetExhausted -------------------------------------------
     rules_retry_budget_threshold: Ratio = 0.01
     rules_retry_budget_long_window: Duration = "10m"
-    rules_retry_budget_short_window: Duration = "2m"
-    rules_retry_budget_for: Duration = "5m"
+    rules_retry_budget_short_window: Duration = "3m"
+    rules_retry_budget_for: Duration = "6m"
     rules_retry_budget_keep_firing_for: Duration = "5m"
     rules_retry_budget_severity: Severity = "warning"
 
@@ -334,9 +382,9 @@ class RulesSettings(BaseSettings):
             if span.seconds < SAMPLES_PER_WINDOW * parse_duration(interval):
                 raise ValueError(
                     f"{span.variable}={span.setting} (after time scale: {span}) must span at "
-                    f"least {SAMPLES_PER_WINDOW} scrapes of "
+                    f"least {SAMPLES_PER_WINDOW} samples of "
                     f"{env_var('rules_scrape_interval')}={interval}, or rate() returns "
-                    "nothing and the alert never fires"
+                    "nothing when one is late and the alert never fires"
                 )
         for short, long in alerts.window_pairs():
             if short.seconds >= long.seconds:
@@ -344,6 +392,12 @@ class RulesSettings(BaseSettings):
                     f"{short.variable}={short.setting} must be shorter than "
                     f"{long.variable}={long.setting}"
                 )
+        if self.rules_unreachable_outage_threshold <= self.rules_unreachable_threshold:
+            raise ValueError(
+                f"{env_var('rules_unreachable_outage_threshold')}="
+                f"{self.rules_unreachable_outage_threshold} must be above "
+                f"{env_var('rules_unreachable_threshold')}={self.rules_unreachable_threshold}"
+            )
         return self
 
     @property
@@ -363,18 +417,18 @@ class RulesSettings(BaseSettings):
     def alerts(self) -> Alerts:
         """The typed settings of every alert."""
         span = self.span
+        storm = RatioAlert(
+            threshold=self.rules_storm_threshold,
+            long_window=span("rules_storm_long_window", self.rules_storm_long_window),
+            short_window=span("rules_storm_short_window", self.rules_storm_short_window),
+            for_=span("rules_storm_for", self.rules_storm_for),
+            keep_firing_for=span("rules_storm_keep_firing_for", self.rules_storm_keep_firing_for),
+            severity=self.rules_storm_severity,
+            min_rate=self.rules_min_request_rate,
+        )
         return Alerts(
-            storm=RatioAlert(
-                threshold=self.rules_storm_threshold,
-                long_window=span("rules_storm_long_window", self.rules_storm_long_window),
-                short_window=span("rules_storm_short_window", self.rules_storm_short_window),
-                for_=span("rules_storm_for", self.rules_storm_for),
-                keep_firing_for=span(
-                    "rules_storm_keep_firing_for", self.rules_storm_keep_firing_for
-                ),
-                severity=self.rules_storm_severity,
-                min_rate=self.rules_min_request_rate,
-            ),
+            storm=storm,
+            endpoint_storm=replace(storm, min_rate=self.rules_endpoint_storm_min_request_rate),
             server_errors=RatioAlert(
                 threshold=self.rules_server_errors_threshold,
                 long_window=span(
@@ -398,6 +452,25 @@ class RulesSettings(BaseSettings):
                 for_=span("rules_auth_for", self.rules_auth_for),
                 keep_firing_for=span("rules_auth_keep_firing_for", self.rules_auth_keep_firing_for),
                 severity=self.rules_auth_severity,
+                min_rate=self.rules_min_request_rate,
+            ),
+            unreachable=UnreachableAlert(
+                threshold=self.rules_unreachable_threshold,
+                outage_threshold=self.rules_unreachable_outage_threshold,
+                long_window=span(
+                    "rules_unreachable_long_window", self.rules_unreachable_long_window
+                ),
+                short_window=span(
+                    "rules_unreachable_short_window", self.rules_unreachable_short_window
+                ),
+                persistence=span(
+                    "rules_unreachable_persistence", self.rules_unreachable_persistence
+                ),
+                for_=span("rules_unreachable_for", self.rules_unreachable_for),
+                keep_firing_for=span(
+                    "rules_unreachable_keep_firing_for", self.rules_unreachable_keep_firing_for
+                ),
+                severity=self.rules_unreachable_severity,
                 min_rate=self.rules_min_request_rate,
             ),
             retry_budget=RatioAlert(
