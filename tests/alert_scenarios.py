@@ -65,6 +65,7 @@ UTF8_METRICS: Final = {
     f"{metric}{suffix}".replace(".", "_"): f"{metric}{suffix}"
     for metric, suffix in (
         (names.METRIC_CLIENT_REQUESTS, "_total"),
+        (names.METRIC_CLIENT_RETRIES, "_total"),
         (names.METRIC_RETRY_BUDGET_REFUSALS, "_total"),
         (names.METRIC_BATCH_ITEMS, "_total"),
         (names.METRIC_RATELIMIT_REMAINING, ""),

@@ -447,7 +447,7 @@ def test_example_alertmanager_config_is_valid() -> None:
 
 
 def test_dashboard_has_the_panels_operators_need() -> None:
-    """The Grafana dashboard: outcome rate, 429 and 5xx ratios, quota left, top failing routes."""
+    """The Grafana dashboard: outcome rate, 429, 5xx and no-response ratios, quota left, routes."""
     import json
 
     dashboard = json.loads((EXAMPLES / "grafana" / "productapi-dashboard.json").read_text("utf-8"))
@@ -456,6 +456,7 @@ def test_dashboard_has_the_panels_operators_need() -> None:
         "Requests by outcome",
         "429 ratio",
         "5xx ratio",
+        "No response ratio",
         "Rate limit remaining",
         "Top failing routes",
     ):
