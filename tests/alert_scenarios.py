@@ -503,10 +503,29 @@ def proven_times_table() -> str:
     return "\n".join(rows)
 
 
+def silent_list() -> str:
+    """Per alert, the scenarios in which it must stay silent (in every variant)."""
+    silent: dict[str, list[str]] = {}
+    for scenario in scenarios():
+        for test in yaml.safe_load(scenario.read_text(encoding="utf-8"))["tests"]:
+            for alert in test.get("silent", []):
+                silent.setdefault(alert, []).append(test["name"])
+    lines = [
+        "Each alert is also proven silent, at both intervals on both versions, through these",
+        "scenarios (its own blips and floors, and the other alerts' incidents):",
+        "",
+    ]
+    for alert in sorted(silent):
+        quoted = "; ".join(f"“{name}”" for name in silent[alert])
+        lines.append(f"- `{alert}`: {quoted}.")
+    return "\n".join(lines)
+
+
 def readme_with_table(text: str) -> str:
     before, rest = text.split(TABLE_BEGIN, 1)
     _, after = rest.split(TABLE_END, 1)
-    return f"{before}{TABLE_BEGIN}\n{proven_times_table()}\n{TABLE_END}{after}"
+    generated = f"{proven_times_table()}\n\n{silent_list()}"
+    return f"{before}{TABLE_BEGIN}\n{generated}\n{TABLE_END}{after}"
 
 
 def main(argv: Sequence[str]) -> int:
