@@ -14,7 +14,14 @@ Design, per alert (``alerts/README.md`` has the reasoning and proven times):
 - a minimum-traffic guard, so a handful of calls an hour never pages;
 - ``rate()`` everywhere: a series born with its first error contributes only
   what it gains after its first scrape, so a single late-born error is zero;
-- ``sum by (job, server_address)``: one alert per service and host.
+- ``sum by (job, server_address)``: one alert per service and host; the
+  endpoint storm adds ``url_template`` and sits in the same group as the
+  service-wide storm, so both are evaluated at the same instant;
+- ``ProductApiUnreachable`` has two tiers in one expression: an outage (a high
+  share over both windows) or a persistent share (``min_over_time`` of the
+  short-window ratio), so it needs only a short ``for``.
+
+Every setting comes from the typed per-alert objects of ``RulesSettings.alerts()``.
 """
 
 from __future__ import annotations
