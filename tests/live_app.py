@@ -3,11 +3,14 @@
 Run as a subprocess by ``tests/test_live_prometheus.py``::
 
     python tests/live_app.py --api-url http://127.0.0.1:PORT --rate 20
+    python tests/live_app.py --api-url ... --otlp-endpoint http://127.0.0.1:9090/api/v1/otlp/v1/metrics
 
-It instruments ``requests`` with ``otel_productapi.instrument`` and a
-``PrometheusMetricReader``, serves ``/metrics`` with ``prometheus_client`` on a
-free port of 127.0.0.1, prints ``metrics_port=<port>`` once ready, then sends
-``--rate`` GET requests per second until it is terminated.
+It instruments ``requests`` with ``otel_productapi.instrument``. By default a
+``PrometheusMetricReader`` serves ``/metrics`` with ``prometheus_client`` on a
+free port of 127.0.0.1 and it prints ``metrics_port=<port>``; with
+``--otlp-endpoint`` it pushes OTLP every ``--export-interval-ms`` instead (as
+service ``checkout``) and prints ``otlp=<endpoint>``. Then it sends ``--rate``
+GET requests per second until it is terminated.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 import requests
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
 from prometheus_client import start_http_server
 
 import otel_productapi
@@ -34,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--api-url", required=True, help="base URL of the (fake) Product API")
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second")
+    parser.add_argument("--otlp-endpoint", help="push metrics over OTLP/HTTP to this URL")
+    parser.add_argument("--export-interval-ms", type=int, default=1000)
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -44,16 +52,34 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
 
-    provider = MeterProvider(metric_readers=[PrometheusMetricReader()])
+    reader: MetricReader
+    if args.otlp_endpoint:
+        exporter = OTLPMetricExporter(endpoint=args.otlp_endpoint)
+        reader = PeriodicExportingMetricReader(
+            exporter, export_interval_millis=args.export_interval_ms
+        )
+    else:
+        reader = PrometheusMetricReader()
+    provider = MeterProvider(
+        metric_readers=[reader], resource=Resource.create({"service.name": "checkout"})
+    )
     host = urlsplit(args.api_url).hostname or "127.0.0.1"
     otel_productapi.instrument(
         otel_productapi.ProductApiSettings(hosts=[host], route_templates=[ROUTE]),
         meter_provider=provider,
     )
-    server, _thread = start_http_server(0, addr="127.0.0.1")
-    print(f"metrics_port={server.server_port}", flush=True)
+    server = None
+    if args.otlp_endpoint:
+        print(f"otlp={args.otlp_endpoint}", flush=True)
+    else:
+        server, _thread = start_http_server(0, addr="127.0.0.1")
+        print(f"metrics_port={server.server_port}", flush=True)
 
     session = requests.Session()
+    # A new connection per call: FakeProductApi.stop() closes the listening socket but
+    # not the kept-alive connections its handler threads still serve, and the live test
+    # stops it to make the API unreachable.
+    session.headers["Connection"] = "close"
     interval = 1.0 / args.rate
     next_call = time.monotonic()
     n = 0
@@ -65,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"request failed: {exc}", file=sys.stderr, flush=True)
         next_call += interval
         stop.wait(max(0.0, next_call - time.monotonic()))
-    server.shutdown()
+    if server is not None:
+        server.shutdown()
     provider.shutdown()
     return 0
 

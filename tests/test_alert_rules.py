@@ -10,20 +10,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import alert_scenarios
 import pytest
 import yaml
 
-from otel_productapi import rules
-from otel_productapi._rules_settings import parse_duration
-from otel_productapi.rules import RULE_FILES, RulesSettings, render_rules
+from otel_productapi.rules import RULE_FILES, RulesSettings, command, render_groups, render_rules
+from otel_productapi.rules.settings import parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "alerts"
-TESTS = sorted((ALERTS / "tests").glob("*.yml"))
 ALERT_NAMES = (
     "ProductApiRateLimitStorm",
+    "ProductApiEndpointRateLimitStorm",
     "ProductApiServerErrorsPersistent",
     "ProductApiAuthFailures",
+    "ProductApiUnreachable",
     "ProductApiRateLimitNearlyExhausted",
     "ProductApiBatchItemsFailing",
     "ProductApiRetryBudgetExhausted",
@@ -78,26 +79,6 @@ def test_promtool_check_rules_accepts_the_committed_files() -> None:
     assert_ok(promtool("check", "rules", *(ALERTS / name for name in RULE_FILES)))
 
 
-@pytest.mark.parametrize("test_file", TESTS, ids=[path.stem for path in TESTS])
-def test_promtool_unit_tests_pass(test_file: Path) -> None:
-    """Every promtool unit test in alerts/tests passes against the committed rules."""
-    result = promtool("test", "rules", test_file)
-    assert_ok(result)
-    assert "SUCCESS" in result.stdout
-
-
-def test_every_alert_has_promtool_tests_that_fire_and_stay_silent() -> None:
-    """Each alert appears in alerts/tests both with expected alerts and with none."""
-    fired: set[str] = set()
-    silent: set[str] = set()
-    for path in TESTS:
-        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
-            for case in group.get("alert_rule_test", []):
-                (fired if case["exp_alerts"] else silent).add(case["alertname"])
-    assert fired == set(ALERT_NAMES)
-    assert silent == set(ALERT_NAMES)
-
-
 def test_every_alert_has_severity_annotations_and_a_runbook_section() -> None:
     """severity, summary, description (job, host, value) and runbook_url anchored in runbook.md."""
     runbook = (ALERTS / "runbook.md").read_text(encoding="utf-8")
@@ -141,16 +122,20 @@ def write_rules(directory: Path, files: dict[str, str]) -> None:
 
 
 def adapt_tests(directory: Path, *, matcher_labels: str, severities: dict[str, str]) -> None:
-    """Copy alerts/tests into ``directory/tests``, adding labels to the input series and
-    renaming expected severities, so the same scenarios run against a rendered variant."""
+    """The scenarios' promtool tests (Prometheus 2, 15 s) into ``directory/tests``, against
+    the rules in ``directory``, with labels added to the input series and expected
+    severities renamed, so the same scenarios run against a rendered variant."""
     tests_dir = directory / "tests"
     tests_dir.mkdir()
-    for path in TESTS:
-        text = path.read_text(encoding="utf-8")
+    for scenario in alert_scenarios.scenarios():
+        text = alert_scenarios.render_file(
+            scenario, alert_scenarios.VARIANTS[0], rules_dir=str(directory)
+        )
         text = re.sub(r"(series: '[a-z_]+\{)", rf"\g<1>{matcher_labels}, ", text)
         for old, new in severities.items():
             text = text.replace(f"severity: {old}", f"severity: {new}")
-        (tests_dir / path.name).write_text(text, encoding="utf-8")
+            text = text.replace(f'severity="{old}"', f'severity="{new}"')
+        (tests_dir / scenario.name).write_text(text, encoding="utf-8")
 
 
 def test_matchers_and_severities_variant_passes_check_and_the_same_unit_tests(
@@ -162,6 +147,7 @@ def test_matchers_and_severities_variant_passes_check_and_the_same_unit_tests(
         rules_storm_severity="page",
         rules_server_errors_severity="page",
         rules_auth_severity="page",
+        rules_unreachable_severity="page",
         rules_ratelimit_severity="ticket",
         rules_batch_severity="ticket",
         rules_retry_budget_severity="ticket",
@@ -219,7 +205,7 @@ tests:
             " exp_annotations: {summary: \"The Product API is rejecting a service's calls with"
             ' 429 Too Many Requests.", description: "92.5% of checkout\'s calls to'
             " api.example.com got 429 Too Many Requests over the last 5m (and more than 60%"
-            ' over the last 1m).", runbook_url: "https://github.com/otel-productapi/'
+            ' over the last 3m).", runbook_url: "https://github.com/otel-productapi/'
             'otel-productapi/blob/main/alerts/runbook.md#productapiratelimitstorm"}}]',
             "4809+9x79",
             "111+111x79",
@@ -249,18 +235,17 @@ def test_a_custom_threshold_changes_what_pages(
 
 
 def test_time_scale_shrinks_every_duration_and_still_passes_check(tmp_path: Path) -> None:
-    """time_scale 0.1 turns 5m into 30s and 1m into 6s; 0.001 rounds 1m up to 1s."""
+    """time_scale 0.1 turns 5m into 30s and 3m into 18s; 0.001 rounds 1m up to 1s."""
     settings = RulesSettings(rules_time_scale=0.1, rules_scrape_interval="1s")
     files = render_rules(settings)
     storm = alerts_by_name(files)["ProductApiRateLimitStorm"]
     assert "ratio_rate30s > 0.25" in storm["expr"]
-    assert "ratio_rate6s > 0.25" in storm["expr"]
+    assert "ratio_rate18s > 0.25" in storm["expr"]
     assert (storm["for"], storm["keep_firing_for"]) == ("6s", "12s")
-    assert RulesSettings.model_construct(rules_time_scale=0.001).duration("rules_storm_for") == "1s"
-    assert (
-        RulesSettings.model_construct(rules_time_scale=0.15).duration("rules_server_errors_for")
-        == "27s"
-    )
+    tiny = RulesSettings.model_construct(rules_time_scale=0.001)
+    assert str(tiny.span("rules_storm_for", "1m")) == "1s"
+    odd = RulesSettings.model_construct(rules_time_scale=0.15)
+    assert str(odd.span("rules_server_errors_for", "3m")) == "27s"
     write_rules(tmp_path, files)
     assert_ok(promtool("check", "rules", *(tmp_path / name for name in RULE_FILES)))
 
@@ -312,16 +297,30 @@ def test_utf8_naming_accepts_quoted_label_names_in_matchers() -> None:
 
 def run_cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
-    rules.add_arguments(parser)
-    return rules.run(parser.parse_args(argv))
+    command.add_arguments(parser)
+    return command.run(parser.parse_args(argv))
 
 
-def test_rules_command_prints_every_file(capsys: pytest.CaptureFixture[str]) -> None:
-    """`otel-productapi rules` prints all rule files."""
+def test_rules_command_prints_one_rule_file_that_promtool_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`otel-productapi rules` prints one YAML document holding every group; promtool loads it."""
     assert run_cli([]) == 0
     out = capsys.readouterr().out
-    for name, text in render_rules().items():
-        assert f"# --- {name}\n{text}" in out
+    documents = list(yaml.safe_load_all(out))
+    assert len(documents) == 1
+    assert documents[0] == {"groups": render_groups()}
+    assert [group["name"] for group in documents[0]["groups"]] == [
+        "productapi-requests",
+        "productapi-ratelimit",
+        "productapi-batch",
+    ]
+    printed = tmp_path / "productapi.rules.yml"
+    printed.write_text(out, encoding="utf-8")
+    result = promtool("check", "rules", printed)
+    assert_ok(result)
+    rule_count = sum(len(group["rules"]) for group in render_groups())
+    assert f"SUCCESS: {rule_count} rules found" in result.stdout
 
 
 def test_rules_command_output_dir_regenerates_the_committed_files(tmp_path: Path) -> None:
@@ -371,7 +370,8 @@ def test_rules_command_reads_the_environment(
         ("PRODUCTAPI_OTEL_RULES_EXTRA_MATCHERS", '"a.b"="x"', "METRIC_NAMING=utf8"),
         ("PRODUCTAPI_OTEL_RULES_METRIC_NAMING", "dots", "classic"),
         ("PRODUCTAPI_OTEL_RULES_TIME_SCALE", "0", "greater than 0"),
-        ("PRODUCTAPI_OTEL_RULES_SCRAPE_INTERVAL", "1m", "must span at least 4 scrapes"),
+        ("PRODUCTAPI_OTEL_RULES_SCRAPE_INTERVAL", "2m", "must span at least 3 samples"),
+        ("PRODUCTAPI_OTEL_RULES_UNREACHABLE_OUTAGE_THRESHOLD", "0.01", "must be above"),
         ("PRODUCTAPI_OTEL_RULES_RUNBOOK_URL", "runbook.md", "http(s) URL"),
     ],
     ids=[
@@ -385,6 +385,7 @@ def test_rules_command_reads_the_environment(
         "naming",
         "time-scale",
         "window-vs-scrape",
+        "outage-below-share",
         "runbook-url",
     ],
 )
@@ -446,7 +447,7 @@ def test_example_alertmanager_config_is_valid() -> None:
 
 
 def test_dashboard_has_the_panels_operators_need() -> None:
-    """The Grafana dashboard: outcome rate, 429 and 5xx ratios, quota left, top failing routes."""
+    """The Grafana dashboard: outcome rate, 429, 5xx and no-response ratios, quota left, routes."""
     import json
 
     dashboard = json.loads((EXAMPLES / "grafana" / "productapi-dashboard.json").read_text("utf-8"))
@@ -455,6 +456,7 @@ def test_dashboard_has_the_panels_operators_need() -> None:
         "Requests by outcome",
         "429 ratio",
         "5xx ratio",
+        "No response ratio",
         "Rate limit remaining",
         "Top failing routes",
     ):
@@ -463,3 +465,30 @@ def test_dashboard_has_the_panels_operators_need() -> None:
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
             assert target["expr"].count("(") == target["expr"].count(")"), target["expr"]
+
+
+def test_every_scaled_duration_names_the_variable_it_came_from() -> None:
+    """The typed per-alert settings: each window, for and keep_firing_for reads its own field."""
+    from dataclasses import fields, is_dataclass
+
+    from otel_productapi.rules.settings import Span, env_var
+
+    settings = RulesSettings(rules_time_scale=2, rules_scrape_interval="1s")
+    alerts = settings.alerts()
+    spans: list[Span] = []
+    for alert_field in fields(alerts):
+        alert = getattr(alerts, alert_field.name)
+        assert is_dataclass(alert)
+        spans += [getattr(alert, f.name) for f in fields(alert) if f.type == "Span"]
+    by_variable = {env_var(name): name for name in RulesSettings.model_fields}
+    assert len(spans) == 32  # the endpoint storm shares the storm's four
+    durations = {
+        env_var(name)
+        for name in RulesSettings.model_fields
+        if name.endswith(("_window", "_for", "_persistence"))
+    }
+    assert {span.variable for span in spans} == durations
+    for span in spans:
+        value = getattr(settings, by_variable[span.variable])
+        assert span.setting == value, span.variable
+        assert span.seconds == 2 * parse_duration(value), span.variable

@@ -138,8 +138,8 @@ def test_demo_stack_runs_the_reference_stack(tmp_path: Path) -> None:
     assert "ProductApiRateLimitStorm: firing" in out
     assert "ProductApiRateLimitStorm during the storm: firing" in out
     assert (
-        "Alertmanager notified the webhook: ProductApiRateLimitStorm firing "
-        "(receiver productapi-page, /page)"
+        "Alertmanager notified the webhook: ProductApiEndpointRateLimitStorm firing "
+        "(receiver productapi-page, /page) for /v1/projects/{project}/"
     ) in out
     assert "(the OpenTelemetry Collector's debug exporter)" in out
     examples = out.split("Example spans", 1)[1].split("--- server_error", 1)[0]

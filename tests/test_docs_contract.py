@@ -54,3 +54,13 @@ def test_every_rules_setting_is_documented() -> None:
         if f"{_names.ENV_PREFIX}{field.upper()}" not in DOC
     ]
     assert missing == []
+
+
+def test_every_alert_and_recording_rule_is_documented() -> None:
+    """Each alert and recording rule the default rules render appears in the doc."""
+    from otel_productapi.rules import render_groups
+
+    names = [
+        rule.get("alert") or rule["record"] for group in render_groups() for rule in group["rules"]
+    ]
+    assert [name for name in names if f"`{name}`" not in DOC] == []

@@ -39,6 +39,7 @@ from apps.zero_code_service import EMAIL_IN_PATH, EMAIL_IN_QUERY, TOKEN_IN_QUERY
 
 from otel_productapi.testing import ROUTE_TEMPLATES, FakeProductApi
 from otel_productapi.testing.stack import (
+    ENDPOINT_STORM_ALERT,
     STORM_ALERT,
     Alertmanager,
     AlertWebhook,
@@ -286,7 +287,7 @@ def _storm_pages_and_resolves(stack: AlertStack) -> tuple[float, float]:
     storm = time.monotonic()
     page: Notification = wait_until(
         "the storm page at the webhook",
-        lambda: next(iter(stack.webhook.notifications("firing", STORM_ALERT)), None),
+        lambda: next(iter(stack.webhook.notifications("firing", ENDPOINT_STORM_ALERT)), None),
         150,
         watch=stack.watched,
     )
@@ -294,22 +295,31 @@ def _storm_pages_and_resolves(stack: AlertStack) -> tuple[float, float]:
     assert page.path == "/page"  # severity=critical routes to the pager receiver
     assert page.body["receiver"] == "productapi-page"
     assert page.body["groupLabels"] == {
-        "alertname": STORM_ALERT,
+        "alertname": ENDPOINT_STORM_ALERT,
         "job": SERVICE,
         "server_address": "127.0.0.1",
     }
-    (alert,) = page.body["alerts"]
-    assert alert["labels"]["severity"] == "critical"
-    assert alert["annotations"]["runbook_url"].endswith("#productapiratelimitstorm")
-    (active,) = stack.alertmanager.alerts(STORM_ALERT)
-    assert active["status"]["state"] == "active"
-    assert stack.prometheus.alert_state(STORM_ALERT) == "firing"
+    for alert in page.body["alerts"]:
+        assert alert["labels"]["severity"] == "critical"
+        assert alert["labels"]["url_template"].startswith("/v1/projects/")
+        assert alert["annotations"]["runbook_url"].endswith("#productapiendpointratelimitstorm")
+    # The service-wide storm fires in Prometheus too, and Alertmanager holds it back:
+    # one storm, one page.
+    wait_until(
+        "the service-wide storm firing",
+        lambda: stack.prometheus.alert_state(STORM_ALERT) == "firing",
+        60,
+        watch=stack.watched,
+    )
+    (held,) = stack.alertmanager.alerts(STORM_ALERT)
+    assert held["status"]["state"] == "suppressed"
+    assert stack.webhook.notifications("firing", STORM_ALERT) == []
 
     stack.api.set_scenario("healthy")
     recovery = time.monotonic()
     wait_until(
         "the resolved notification",
-        lambda: stack.webhook.notifications("resolved", STORM_ALERT),
+        lambda: stack.webhook.notifications("resolved", ENDPOINT_STORM_ALERT),
         150,
         watch=stack.watched,
     )

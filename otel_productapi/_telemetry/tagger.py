@@ -125,6 +125,8 @@ class Tagger:
         self._capture_message = settings.capture_message
         self._message_max = settings.message_max_length
         self._max_body = settings.max_body_bytes
+        #: Largest body the adapters should hand over (``max_body_bytes``).
+        self.max_body_bytes = settings.max_body_bytes
         self._reset_unit = settings.ratelimit_reset_unit
         self._url_keys = _url_keys_from_env()
         self._messages: BoundedCache[tuple[bytes, str | None], str | None] = BoundedCache(

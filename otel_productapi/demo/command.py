@@ -49,6 +49,7 @@ from otel_productapi.demo.traffic import (
     counts_of,
 )
 from otel_productapi.testing.stack import (
+    ENDPOINT_STORM_ALERT,
     STORM_ALERT,
     OtlpSink,
     Prometheus,
@@ -431,13 +432,18 @@ class _Demo:
         say()
 
     def _notifications(self, reference: ReferenceStack) -> None:
+        # The page comes from the endpoints' storm alert; Alertmanager inhibits
+        # the service-wide one meanwhile (one storm, one page).
         for status in ("firing", "resolved"):
-            seen = reference.webhook.notifications(status, STORM_ALERT)
+            seen = reference.webhook.notifications(status, ENDPOINT_STORM_ALERT)
             if seen:
                 receiver = seen[0].body.get("receiver", "?")
+                routes = sorted(
+                    {a["labels"].get("url_template", "?") for a in seen[0].body["alerts"]}
+                )
                 self.console.say(
-                    f"Alertmanager notified the webhook: {STORM_ALERT} {status} "
-                    f"(receiver {receiver}, {seen[0].path})"
+                    f"Alertmanager notified the webhook: {ENDPOINT_STORM_ALERT} {status} "
+                    f"(receiver {receiver}, {seen[0].path}) for {', '.join(routes)}"
                 )
 
     def _next_steps(self) -> None:

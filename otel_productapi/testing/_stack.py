@@ -39,6 +39,7 @@ from otel_productapi.testing._tools import ToolMissingError, repository_file, to
 
 __all__ = [
     "COLLECTOR_CONFIG",
+    "ENDPOINT_STORM_ALERT",
     "RECOMMENDED_INTERVAL_S",
     "STORM_ALERT",
     "AlertWebhook",
@@ -59,6 +60,9 @@ __all__ = [
 COLLECTOR_CONFIG: Final = "examples/collector/otelcol-config.yaml"
 #: The alert the storm tests and the demo watch.
 STORM_ALERT: Final = "ProductApiRateLimitStorm"
+#: The page a storm sends: Alertmanager inhibits the service-wide alert while
+#: an endpoint's storm fires (examples/alertmanager.yml), so one storm pages once.
+ENDPOINT_STORM_ALERT: Final = "ProductApiEndpointRateLimitStorm"
 #: The metric export (and scrape) interval the docs recommend when alerts matter.
 RECOMMENDED_INTERVAL_S: Final = 15
 

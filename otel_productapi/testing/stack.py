@@ -49,6 +49,7 @@ from otel_productapi.testing._processes import (
 )
 from otel_productapi.testing._stack import (
     COLLECTOR_CONFIG,
+    ENDPOINT_STORM_ALERT,
     RECOMMENDED_INTERVAL_S,
     STORM_ALERT,
     Alertmanager,
@@ -74,6 +75,7 @@ from otel_productapi.testing._tools import (
 
 __all__ = [
     "COLLECTOR_CONFIG",
+    "ENDPOINT_STORM_ALERT",
     "RECOMMENDED_INTERVAL_S",
     "STORM_ALERT",
     "AlertWebhook",

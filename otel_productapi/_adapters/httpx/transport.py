@@ -1,0 +1,213 @@
+"""How far a failed ``httpx`` call got, and the patch that reports it.
+
+- ``transport_failure_of(exc)``: the httpx exception mapping, read by the
+  hooks (to tag ``transport_error`` spans) and the retry transports (to
+  decide whether to send again), so they cannot disagree.
+- ``TRANSPORT_PATCH``: httpx raises instead of returning a response, and
+  ``HTTPXClientInstrumentor`` calls no hook then; but inside
+  ``HTTPTransport.handle_request`` the CLIENT span is current, so a marked
+  wrapper there reports the failure. It must sit *inside* the
+  instrumentation's wrapper: ``instrument()``, zero-code and ``make_httpx_hooks()``
+  install it before the instrumentation wraps the method.
+
+    httpx.RequestError
+    ├── ConnectTimeout, PoolTimeout, ProxyError ....... not sent
+    ├── ConnectError (refused, DNS, TLS handshake) .... not sent
+    ├── ReadTimeout, WriteTimeout, ReadError,
+    │   WriteError, CloseError, RemoteProtocolError ... after send
+    ├── LocalProtocolError, UnsupportedProtocol ....... other
+    └── anything else ................................. after send if a network error, else other
+
+The same wrapper captures a small error body for ``productapi.error.message``
+(see ``_capture``): only an error status whose ``Content-Length`` is declared
+and small, not compressed, on a call that is not ``client.stream(...)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import httpx
+from opentelemetry.trace import get_current_span
+
+from otel_productapi._adapters.httpx.private import streams_the_response
+from otel_productapi._core.status import TransportFailure
+from otel_productapi._telemetry.outcomes import reads_body
+from otel_productapi._telemetry.tagger import Call, current_call
+
+__all__ = ["MAX_CAPTURED_BODY", "PATCH_MARK", "TRANSPORT_PATCH", "transport_failure_of"]
+
+_NOT_SENT: Final = (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError, httpx.ConnectError)
+_AFTER_SEND: Final = (
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.CloseError,
+    httpx.RemoteProtocolError,
+)
+_OTHER: Final = (httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.InvalidURL)
+
+#: Largest declared ``Content-Length`` of an error body read for its message.
+MAX_CAPTURED_BODY: Final = 64 * 1024
+#: Set on our wrappers of the transports' send methods.
+PATCH_MARK: Final = "_otel_productapi_patched"
+
+
+def transport_failure_of(exc: BaseException) -> TransportFailure:
+    """Say whether ``exc`` (raised instead of a response) may have reached the server.
+
+    When in doubt, "after send": a retry must not resend a POST the server
+    may have applied.
+    """
+    if isinstance(exc, _NOT_SENT):
+        return TransportFailure.NOT_SENT
+    if isinstance(exc, _AFTER_SEND):
+        return TransportFailure.AFTER_SEND
+    if isinstance(exc, _OTHER):
+        return TransportFailure.OTHER
+    if isinstance(exc, httpx.TransportError | OSError):
+        return TransportFailure.AFTER_SEND
+    return TransportFailure.OTHER
+
+
+def _call_of_current_span() -> Call | None:
+    call = current_call()
+    if call is None or call.done or call.span is not get_current_span():
+        return None
+    return call
+
+
+def _capture_wanted(response: httpx.Response, call: Call) -> bool:
+    """A small, plain error body of a call whose caller reads the body anyway."""
+    if not reads_body(response.status_code):
+        return False
+    headers = response.headers
+    length = headers.get("content-length")
+    limit = min(call.tagger.max_body_bytes, MAX_CAPTURED_BODY)
+    if length is None or not length.isdigit() or int(length) > limit:
+        return False
+    if headers.get("content-encoding", "identity").lower() != "identity":
+        return False
+    # client.stream(...) must get its body as a stream, when it wants it.
+    return not streams_the_response()
+
+
+def _with_body(response: httpx.Response, raw: bytes) -> httpx.Response:
+    """What the transport returns instead: the same response, its raw body in memory."""
+    return httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        stream=httpx.ByteStream(raw),
+        extensions=response.extensions,
+    )
+
+
+class TransportPatch:
+    """Our wrappers of ``HTTPTransport.handle_request`` and its async twin.
+
+    Counted users, removed with the last one and only while still in place
+    (compared by identity), as for the requests adapter.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._installed: dict[type, Callable[..., Any]] = {}
+
+    def acquire(self) -> None:
+        """Install the wrappers if they are not in place; count one more user."""
+        with self._lock:
+            self._users += 1
+            for cls, name, wrap in (
+                (httpx.HTTPTransport, "handle_request", self._wrap_sync),
+                (httpx.AsyncHTTPTransport, "handle_async_request", self._wrap_async),
+            ):
+                current = cls.__dict__[name]
+                if not getattr(current, PATCH_MARK, False):
+                    self._installed[cls] = wrap(current)
+                    setattr(cls, name, self._installed[cls])
+
+    def release(self) -> None:
+        """Count one user less; remove the wrappers with the last one, if still ours."""
+        with self._lock:
+            self._users = max(self._users - 1, 0)
+            if self._users:
+                return
+            for cls, name in (
+                (httpx.HTTPTransport, "handle_request"),
+                (httpx.AsyncHTTPTransport, "handle_async_request"),
+            ):
+                ours = self._installed.pop(cls, None)
+                if ours is not None and cls.__dict__[name] is ours:
+                    setattr(cls, name, ours.__wrapped__)  # type: ignore[attr-defined]
+
+    @property
+    def users(self) -> int:
+        """How many users hold the patch now."""
+        with self._lock:
+            return self._users
+
+    @property
+    def installed(self) -> bool:
+        """True while our wrapper is ``HTTPTransport.handle_request``."""
+        current = httpx.HTTPTransport.__dict__["handle_request"]
+        return getattr(current, PATCH_MARK, False) is True
+
+    def _wrap_sync(
+        self, original: Callable[[httpx.HTTPTransport, httpx.Request], httpx.Response]
+    ) -> Callable[[httpx.HTTPTransport, httpx.Request], httpx.Response]:
+        @functools.wraps(original)
+        def handle_request(
+            transport: httpx.HTTPTransport, request: httpx.Request
+        ) -> httpx.Response:
+            try:
+                response = original(transport, request)
+            except Exception as exc:
+                _report_failure(exc)
+                raise
+            call = _call_of_current_span()
+            if call is None or not _capture_wanted(response, call):
+                return response
+            raw = b"".join(response.iter_raw())  # a small, declared length: read now
+            call.body = raw
+            return _with_body(response, raw)
+
+        setattr(handle_request, PATCH_MARK, True)
+        return handle_request
+
+    def _wrap_async(
+        self,
+        original: Callable[[httpx.AsyncHTTPTransport, httpx.Request], Awaitable[httpx.Response]],
+    ) -> Callable[[httpx.AsyncHTTPTransport, httpx.Request], Awaitable[httpx.Response]]:
+        @functools.wraps(original)
+        async def handle_async_request(
+            transport: httpx.AsyncHTTPTransport, request: httpx.Request
+        ) -> httpx.Response:
+            try:
+                response = await original(transport, request)
+            except Exception as exc:
+                _report_failure(exc)
+                raise
+            call = _call_of_current_span()
+            if call is None or not _capture_wanted(response, call):
+                return response
+            raw = b"".join([chunk async for chunk in response.aiter_raw()])
+            call.body = raw
+            return _with_body(response, raw)
+
+        setattr(handle_async_request, PATCH_MARK, True)
+        return handle_async_request
+
+
+def _report_failure(exc: BaseException) -> None:
+    call = _call_of_current_span()
+    if call is not None:
+        call.tagger.on_failure(call, transport_failure_of(exc))
+
+
+#: The one patch of this process (the transport classes are one per process too).
+TRANSPORT_PATCH: Final = TransportPatch()
