@@ -24,6 +24,7 @@ from otel_productapi._core.status import (
 )
 
 if typing.TYPE_CHECKING:
+    from otel_productapi._adapters.httpx.hooks import ProductApiHttpxHooks, make_httpx_hooks
     from otel_productapi._adapters.requests.hooks import ProductApiHooks, make_hooks
     from otel_productapi._instrument import instrument, uninstrument
     from otel_productapi._telemetry.settings import ProductApiSettings, SettingsError
@@ -38,6 +39,7 @@ __all__ = [
     "STATUS_TABLE",
     "Classification",
     "ProductApiHooks",
+    "ProductApiHttpxHooks",
     "ProductApiSettings",
     "SettingsError",
     "TransportFailure",
@@ -46,6 +48,7 @@ __all__ = [
     "classify_transport_failure",
     "instrument",
     "make_hooks",
+    "make_httpx_hooks",
     "uninstrument",
 ]
 
@@ -55,6 +58,8 @@ __all__ = [
 _LAZY: dict[str, str] = {
     "ProductApiHooks": "otel_productapi._adapters.requests.hooks",
     "make_hooks": "otel_productapi._adapters.requests.hooks",
+    "ProductApiHttpxHooks": "otel_productapi._adapters.httpx.hooks",
+    "make_httpx_hooks": "otel_productapi._adapters.httpx.hooks",
     "instrument": "otel_productapi._instrument",
     "uninstrument": "otel_productapi._instrument",
     "ProductApiSettings": "otel_productapi._telemetry.settings",
