@@ -4,7 +4,8 @@ Wall-clock figures on shared machines move by ±10%; instruction counts do
 not. Each (variant, path) runs twice in its own process under
 ``valgrind --tool=callgrind``, with N1 and then N2 requests after the same
 warm-up; the per-request count is ``(I(N2) - I(N1)) / (N2 - N1)``, so start-up
-and imports cancel out. Run from the repository root::
+and imports cancel out. After the warm-up the heap is frozen (``gc.freeze()``):
+the garbage collector then walks only what the requests themselves allocate. Run from the repository root::
 
     python benchmarks/bench_instructions.py                  # requests, all variants
     python benchmarks/bench_instructions.py --n1 200 --n2 1200
@@ -17,6 +18,7 @@ most 1.5). See docs/performance.md. Not a test: figures go to the docs.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import re
@@ -42,6 +44,12 @@ def _worker(client: str, variant: str, path: str, count: int) -> None:
     url = rig.URL
     for i in range(_WARM_UP):
         send(url.format(1_000_000 + i))
+    # What start-up left (modules, the instrumentations, warm caches) is moved out
+    # of the collector's reach: a full collection walks every object, so whether
+    # one lands in a run, and how many modules a variant imported, would otherwise
+    # swing the per-request count by thousands. Per-request garbage is still collected.
+    gc.collect()
+    gc.freeze()
     for i in range(count):
         send(url.format(2_000_000 + i))
 

@@ -114,20 +114,15 @@ _UNSEEN: Final = object()
 def _number(raw: object) -> int | float | None:
     """A non-negative number read from a header value (finite), or ``None``."""
     if type(raw) is not str:
-        return _parse_number(raw)
+        return _parse_number(raw) if raw is not None else None
     found = _numbers.get(raw, _UNSEEN)
     if found is _UNSEEN:
         return _numbers.put(raw, _parse_number(raw))
     return found  # type: ignore[return-value]  # a value the cache holds
 
 
-def _count(raw: object) -> int | None:
-    number = _number(raw)
-    return number if type(number) is int else None
-
-
-def _reset_seconds(raw: object, now: float, reset_unit: str) -> float | None:
-    number = _number(raw)
+def _reset_seconds(number: float | None, now: float, reset_unit: str) -> float | None:
+    """Seconds until a reset read as ``number`` (see ``ratelimit_wait_seconds``)."""
     if number is None:
         return None
     # Finite and >= 0: only the past and the upper bound need clamping.
@@ -191,7 +186,7 @@ def ratelimit_wait_seconds(
     number, ``Retry-After`` answers instead. The result is clamped to
     ``0 .. MAX_WAIT_SECONDS``.
     """
-    reset = _reset_seconds(_raw(headers, _RESET), now, reset_unit)
+    reset = _reset_seconds(_number(_raw(headers, _RESET)), now, reset_unit)
     if reset is not None:
         return reset
     return retry_after_seconds(headers, now=now)
@@ -208,13 +203,18 @@ def ratelimit_fields(
     """
     try:
         get = headers.get
-        limit, remaining, reset = get(_LIMIT), get(_REMAINING), get(_RESET)
+        limit, remaining = _number(get(_LIMIT)), _number(get(_REMAINING))
+        seconds = _reset_seconds(_number(get(_RESET)), now, reset_unit)
     except Exception:  # noqa: BLE001 - a broken headers object must not break the call
         return None, None, None
-    seconds = _reset_seconds(reset, now, reset_unit)
     if seconds is None:
         seconds = retry_after_seconds(headers, now=now)
-    return _count(limit), _count(remaining), seconds
+    # Counts are integers: "12.5" or "1e3" is no count.
+    return (
+        limit if type(limit) is int else None,
+        remaining if type(remaining) is int else None,
+        seconds,
+    )
 
 
 def request_id(headers: Headers, names: Sequence[str], max_length: int = 128) -> str | None:
@@ -230,13 +230,21 @@ def request_id(headers: Headers, names: Sequence[str], max_length: int = 128) ->
     if max_length <= 0:
         return None
     for name in names:
-        raw = _raw(headers, name)
+        try:
+            raw = headers.get(name)
+        except Exception:  # noqa: BLE001 - a broken headers object must not break the call
+            return None
+        if (
+            type(raw) is str
+            and len(raw) <= max_length
+            and _PLAIN_ID_RE.fullmatch(raw)
+            and "eyJ" not in raw
+        ):
+            return raw
         if isinstance(raw, bytes):
             raw = raw.decode("latin-1")
         if not isinstance(raw, str):
             continue
-        if len(raw) <= max_length and _PLAIN_ID_RE.fullmatch(raw) and "eyJ" not in raw:
-            return raw
         value = _cleaned(raw, max_length)
         if value:
             return value

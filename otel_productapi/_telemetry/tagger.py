@@ -5,7 +5,7 @@ cannot tell which client made a call::
 
     adapter                        tagger
     request hook ... on_request(span, method, url) -> Call | None
-    response hook .. on_response(call, status, headers, body)      counted once
+    response hook .. on_response(call, outcome, headers, body)     counted once
     no response .... on_failure(call, failure, url)                counted once
 
 ``on_request`` looks the route up (``RouteTable``: host verdict, template,
@@ -43,11 +43,7 @@ from otel_productapi._core.status import (
 from otel_productapi._core.urls import redact_url
 from otel_productapi._telemetry.context import RESEND_COUNT
 from otel_productapi._telemetry.metrics import ProductApiMetrics
-from otel_productapi._telemetry.outcomes import (
-    FAILURE_OUTCOMES,
-    Outcome,
-    outcome_of_status,
-)
+from otel_productapi._telemetry.outcomes import FAILURE_OUTCOMES, Outcome
 from otel_productapi._telemetry.redaction import redact_exception_event
 from otel_productapi._telemetry.routes import Route, RouteTable
 from otel_productapi._telemetry.settings import ProductApiSettings
@@ -184,21 +180,23 @@ class Tagger:
 
     # --- response ------------------------------------------------------------------
 
-    def on_response(self, call: Call, status: int, headers: Headers, body: bytes | None) -> None:
+    def on_response(
+        self, call: Call, outcome: Outcome, headers: Headers, body: bytes | None
+    ) -> None:
         """Finish a call that got a response: count it, then tag its span.
 
         Args:
             call: From ``on_request``.
-            status: The HTTP status.
+            outcome: ``outcome_of_status(status)``: the adapter looks it up,
+                since ``outcome.reads_body`` says whether to fetch the body.
             headers: Response headers, ``get`` finding lower-case names.
             body: The body, only if the adapter already had it in memory
-                (never read a stream for this) and ``outcomes.reads_body(status)``.
+                (never read a stream for this) and ``outcome.reads_body``.
         """
         try:
             if call.done:
                 return
             call.done = True
-            outcome = outcome_of_status(status)
             limit, remaining, reset = ratelimit_fields(headers, _now(), self._reset_unit)
             route = call.route
             self._metrics.record_call(call.method, route, outcome, limit, remaining)

@@ -108,7 +108,7 @@ def decode_traces(payload: bytes) -> list[ReceivedSpan]:
 class OtlpSink(LoopbackServer):
     """A minimal OTLP/HTTP (protobuf) receiver on 127.0.0.1 that keeps the spans.
 
-    Metrics and logs are accepted and counted, not decoded.
+    Metrics and logs are accepted (200) and dropped.
     """
 
     _thread_name = "otlp-sink"
@@ -117,8 +117,6 @@ class OtlpSink(LoopbackServer):
         super().__init__()
         self._lock = threading.Lock()
         self._spans: list[ReceivedSpan] = []
-        self._other_exports = 0
-        self._listeners: list[Callable[[list[ReceivedSpan]], None]] = []
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         return _sink_handler(self)
@@ -133,17 +131,6 @@ class OtlpSink(LoopbackServer):
         """Every span received so far (a copy)."""
         with self._lock:
             return list(self._spans)
-
-    @property
-    def other_exports(self) -> int:
-        """How many metrics or logs export requests arrived."""
-        with self._lock:
-            return self._other_exports
-
-    def on_spans(self, listener: Callable[[list[ReceivedSpan]], None]) -> None:
-        """Call ``listener`` (from a server thread) with each batch of spans."""
-        with self._lock:
-            self._listeners.append(listener)
 
     def wait_for(
         self, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = 15.0
@@ -161,12 +148,6 @@ class OtlpSink(LoopbackServer):
             batch = decode_traces(payload)
             with self._lock:
                 self._spans.extend(batch)
-                listeners = list(self._listeners)
-            for listener in listeners:
-                listener(batch)
-        else:
-            with self._lock:
-                self._other_exports += 1
 
 
 def _sink_handler(sink: OtlpSink) -> type[BaseHTTPRequestHandler]:

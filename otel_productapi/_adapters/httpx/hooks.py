@@ -23,6 +23,7 @@ from opentelemetry.trace import Span
 from otel_productapi._adapters import zero_code
 from otel_productapi._adapters.httpx.transport import TRANSPORT_PATCH
 from otel_productapi._telemetry.metrics import metrics_for
+from otel_productapi._telemetry.outcomes import outcome_of_status
 from otel_productapi._telemetry.settings import ProductApiSettings, load_settings
 from otel_productapi._telemetry.tagger import Tagger, current_call
 
@@ -64,7 +65,8 @@ class HttpxHooks:
             call = current_call()
             if call is None or call.tagger is not self.tagger or call.span is not span:
                 return
-            self.tagger.on_response(call, response.status_code, response.headers, call.body)
+            outcome = outcome_of_status(response.status_code)
+            self.tagger.on_response(call, outcome, response.headers, call.body)
         except Exception:  # noqa: BLE001, S110 - the tagger logs its own failures
             pass
 

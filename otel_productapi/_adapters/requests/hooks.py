@@ -21,7 +21,7 @@ from otel_productapi._adapters import zero_code
 from otel_productapi._adapters.requests.private import loaded_body
 from otel_productapi._adapters.requests.transport import ADAPTER_PATCH, CALL_ATTR, call_of
 from otel_productapi._telemetry.metrics import metrics_for
-from otel_productapi._telemetry.outcomes import reads_body
+from otel_productapi._telemetry.outcomes import outcome_of_status
 from otel_productapi._telemetry.settings import ProductApiSettings, load_settings
 from otel_productapi._telemetry.tagger import Tagger
 
@@ -66,9 +66,9 @@ class RequestsHooks:
             call = call_of(request)
             if call is None or call.tagger is not self.tagger or call.span is not span:
                 return
-            status = response.status_code
-            body = loaded_body(response) if reads_body(status) else None
-            self.tagger.on_response(call, status, response.headers, body)
+            outcome = outcome_of_status(response.status_code)
+            body = loaded_body(response) if outcome.reads_body else None
+            self.tagger.on_response(call, outcome, response.headers, body)
         except Exception:  # noqa: BLE001, S110 - the tagger logs its own failures
             pass
 
