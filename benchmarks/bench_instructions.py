@@ -5,7 +5,8 @@ not. Each (variant, path) runs twice in its own process under
 ``valgrind --tool=callgrind``, with N1 and then N2 requests after the same
 warm-up; the per-request count is ``(I(N2) - I(N1)) / (N2 - N1)``, so start-up
 and imports cancel out. After the warm-up the heap is frozen (``gc.freeze()``):
-the garbage collector then walks only what the requests themselves allocate. Run from the repository root::
+the garbage collector then walks only what the requests themselves allocate.
+Run from the repository root::
 
     python benchmarks/bench_instructions.py                  # requests, all variants
     python benchmarks/bench_instructions.py --n1 200 --n2 1200

@@ -1,0 +1,58 @@
+"""The only reads of requests' private attributes fail loudly if a release renames them."""
+
+from __future__ import annotations
+
+import io
+
+import requests
+from pytest_httpserver import HTTPServer
+
+from otel_productapi._adapters.requests.private import body_position, loaded_body
+
+BODY = b'{"message": "Invalid query filter"}'
+
+
+def test_requests_still_has_what_loaded_body_reads(httpserver: HTTPServer) -> None:
+    """Response._content and _content_consumed exist: if this fails, requests changed
+    and loaded_body would silently stop finding bodies (no message on any span)."""
+    httpserver.expect_request("/v1/x").respond_with_data(BODY, status=400)
+    response = requests.get(httpserver.url_for("/v1/x"), timeout=5)
+    assert "_content" in vars(response)
+    assert "_content_consumed" in vars(response)
+
+
+def test_a_loaded_body_is_found(httpserver: HTTPServer) -> None:
+    """A non-streamed response's body is handed over as requests read it."""
+    httpserver.expect_request("/v1/x").respond_with_data(BODY, status=400)
+    assert loaded_body(requests.get(httpserver.url_for("/v1/x"), timeout=5)) == BODY
+
+
+def test_a_streamed_body_is_never_read(httpserver: HTTPServer) -> None:
+    """With stream=True nothing is found, and the caller still reads the whole body."""
+    httpserver.expect_request("/v1/x").respond_with_data(BODY, status=400)
+    response = requests.get(httpserver.url_for("/v1/x"), timeout=5, stream=True)
+    assert loaded_body(response) is None
+    assert response.raw.read() == BODY
+
+
+def test_an_empty_body_is_none(httpserver: HTTPServer) -> None:
+    """No body to parse is None, not b''."""
+    httpserver.expect_request("/v1/x").respond_with_data(b"", status=500)
+    assert loaded_body(requests.get(httpserver.url_for("/v1/x"), timeout=5)) is None
+
+
+def test_requests_still_records_where_a_file_body_started() -> None:
+    """PreparedRequest._body_position is where the file was when prepared: the retry
+    session seeks back to it. If this fails, requests changed and file bodies would
+    silently stop being retried."""
+    body = io.BytesIO(b"header-to-skip|payload")
+    body.seek(len(b"header-to-skip|"))
+    prepared = requests.Request("POST", "http://127.0.0.1/v1/upload", data=body).prepare()
+    assert "_body_position" in vars(prepared)
+    assert body_position(prepared) == len(b"header-to-skip|")
+
+
+def test_a_body_that_is_not_a_file_has_no_position() -> None:
+    """bytes bodies have no position to go back to (they are sent again as they are)."""
+    prepared = requests.Request("POST", "http://127.0.0.1/v1/x", data=b"abc").prepare()
+    assert body_position(prepared) is None
