@@ -12,7 +12,8 @@ import threading
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from otel_productapi._adapters import Instrumentation, installed_adapters
+from otel_productapi._adapters import installed_adapters
+from otel_productapi._adapters.binding import Binding
 from otel_productapi._telemetry.metrics import metrics_for
 from otel_productapi._telemetry.settings import ProductApiSettings, load_settings
 from otel_productapi._telemetry.tagger import Tagger
@@ -21,7 +22,7 @@ __all__ = ["instrument", "uninstrument"]
 
 _lock = threading.Lock()
 # The adapters instrument() ran, for uninstrument() to undo.
-_used: list[Instrumentation] = []
+_used: list[Binding] = []
 
 
 def instrument(

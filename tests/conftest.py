@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from otel_productapi import instrument, uninstrument
+from otel_productapi._adapters.httpx.transport import TRANSPORT_PATCH
 from otel_productapi._adapters.requests.transport import ADAPTER_PATCH
 from otel_productapi._core import names as n
 from otel_productapi._telemetry.settings import ProductApiSettings, load_settings
@@ -44,9 +45,10 @@ def _clean_instrumentation(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             monkeypatch.delenv(name)
     yield
     uninstrument()
-    # make_hooks() holds the HTTPAdapter.send patch for good; give every share back.
-    while ADAPTER_PATCH.users:
-        ADAPTER_PATCH.release()
+    # make_hooks() and make_httpx_hooks() hold their patches for good; give every share back.
+    for patch in (ADAPTER_PATCH, TRANSPORT_PATCH):
+        while patch.users:
+            patch.release()
 
 
 Attrs = Mapping[str, Any]

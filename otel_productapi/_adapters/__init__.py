@@ -14,33 +14,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-from opentelemetry.metrics import MeterProvider
-from opentelemetry.trace import TracerProvider
+if TYPE_CHECKING:
+    from otel_productapi._adapters.binding import Binding
 
-from otel_productapi._telemetry.tagger import Tagger
-
-__all__ = ["Instrumentation", "installed_adapters"]
-
-
-class Instrumentation(Protocol):
-    """An adapter's ``instrument`` module."""
-
-    def instrument(
-        self,
-        tagger: Tagger,
-        *,
-        tracer_provider: TracerProvider | None = None,
-        meter_provider: MeterProvider | None = None,
-    ) -> None:
-        """Instrument the library with our hooks on ``tagger``."""
-        ...
-
-    def uninstrument(self) -> None:
-        """Undo exactly what ``instrument`` installed."""
-        ...
-
+__all__ = ["installed_adapters"]
 
 # (library, its OpenTelemetry instrumentation, our adapter's instrument module)
 _ADAPTERS = (
@@ -49,8 +28,9 @@ _ADAPTERS = (
 )
 
 
-def installed_adapters() -> Iterator[Instrumentation]:
-    """The adapters whose library and OpenTelemetry instrumentation are both installed."""
+def installed_adapters() -> Iterator[Binding]:
+    """The bindings of the libraries whose OpenTelemetry instrumentation is installed too."""
     for library, instrumentation, module in _ADAPTERS:
         if importlib.util.find_spec(library) and importlib.util.find_spec(instrumentation):
-            yield importlib.import_module(f"{__name__}.{module}")
+            binding: Binding = importlib.import_module(f"{__name__}.{module}").BINDING
+            yield binding

@@ -200,17 +200,19 @@ def compose_hook(ours: Callable[..., Any], theirs: object) -> Callable[..., Any]
 
     Ours never raises; theirs behaves exactly as it would without us (an
     exception it raises reaches the caller, as the instrumentation does).
-    An async hook pair composes into an async hook.
+    In an async slot, theirs runs only if it is a coroutine function, since
+    that is all the httpx instrumentation accepts there.
     """
     if not callable(theirs):
         return ours
     if inspect.iscoroutinefunction(ours):
+        if not inspect.iscoroutinefunction(theirs):
+            return ours
+        their_coroutine = theirs
 
         async def composed_async(*args: Any) -> None:
             await ours(*args)
-            result = theirs(*args)
-            if inspect.isawaitable(result):
-                await result
+            await their_coroutine(*args)
 
         setattr(composed_async, HOOK_MARK, True)
         return composed_async

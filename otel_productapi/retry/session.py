@@ -3,12 +3,14 @@
 One call, as the caller sees it::
 
     session.get(...)  ->  Session.request  ->  RetryingSession.send
-        retrier.start()                          (budget deposit)
+        Attempts(...)                            (budget deposit)
         attempt 0: RESEND_COUNT=0 -> Session.send (instrumented: CLIENT span)
         retrier.after(...) -> wait, or stop      (see otel_productapi.retry.planner)
             stop -> return the response / raise the exception, unchanged
             wait -> close the response, sleep(wait)
         attempt 1: RESEND_COUNT=1 -> Session.send (a sibling CLIENT span) ...
+
+The loop is the planner's ``Attempts``, shared with the httpx transports.
 
 Redirect hops that ``Session.send`` makes inside an attempt come back through
 ``send``; they pass straight through, so a chain of redirects is one attempt.
@@ -16,23 +18,28 @@ Redirect hops that ``Session.send`` makes inside an attempt come back through
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
-from opentelemetry.metrics import MeterProvider
 
 from otel_productapi._adapters.requests.private import body_position
 from otel_productapi._adapters.requests.transport import transport_failure_of
-from otel_productapi._core.status import Classification, classify_status, classify_transport_failure
-from otel_productapi._telemetry.context import RESEND_COUNT
-from otel_productapi._telemetry.settings import ProductApiSettings
-from otel_productapi.retry.budget import RetryBudget
-from otel_productapi.retry.planner import Retrier
+from otel_productapi.retry.planner import (
+    REWIND_NOT_NEEDED,
+    Attempts,
+    Retrier,
+    RetryingClient,
+    Rewind,
+)
 from otel_productapi.retry.policy import RetryPolicy
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from otel_productapi.retry.planner import RetryOptions
 
 __all__ = ["RetryingSession"]
 
@@ -42,10 +49,8 @@ _LOOPING: ContextVar[RetryingSession | None] = ContextVar(
     "otel_productapi_retry_loop", default=None
 )
 
-Rewind = Callable[[], bool]
 
-
-class RetryingSession(requests.Session):
+class RetryingSession(RetryingClient, requests.Session):
     """A ``requests.Session`` that retries Product API calls, one span per attempt.
 
     Retries exactly what the status table calls retryable: 429, any 5xx,
@@ -75,54 +80,20 @@ class RetryingSession(requests.Session):
         self,
         policy: RetryPolicy | None = None,
         *,
-        budget: RetryBudget | None = None,
-        settings: ProductApiSettings | None = None,
-        meter_provider: MeterProvider | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
+        **options: Unpack[RetryOptions],
     ) -> None:
         """Build a session.
 
         Args:
             policy: How to retry; ``RetryPolicy()`` (the API's advice) if ``None``.
-            budget: Share one between clients that call the same API;
-                ``None`` creates one for this session from the policy's
-                ``budget_ratio`` and ``budget_burst`` (ignored when given).
-            settings: For the ``url.template`` of metric attributes and the
-                unit of ``X-RateLimit-Reset``; ``None`` reads the
-                ``PRODUCTAPI_OTEL_*`` environment once, now.
-            meter_provider: Where the retry counters go; ``None`` means the
-                global one.
             sleep: Waits between attempts; tests pass a recorder.
-            clock: Monotonic seconds, for the deadline.
-            wall_clock: Seconds since the epoch, for epoch resets and
-                ``Retry-After`` dates.
-            rng: Randomness for the jitter; a seeded ``random.Random`` makes
-                delays reproducible.
+            **options: ``budget``, ``settings``, ``meter_provider``, ``clock``,
+                ``wall_clock``, ``rng``: see ``otel_productapi.retry.RetryOptions``.
         """
         super().__init__()
-        self._retrier = Retrier(
-            policy,
-            budget=budget,
-            settings=settings,
-            meter_provider=meter_provider,
-            clock=clock,
-            wall_clock=wall_clock,
-            rng=rng,
-        )
+        self._retrier = Retrier(policy, **options)
         self._sleep = sleep
-
-    @property
-    def policy(self) -> RetryPolicy:
-        """How this session retries."""
-        return self._retrier.policy
-
-    @property
-    def budget(self) -> RetryBudget:
-        """The retry budget this session spends."""
-        return self._retrier.budget
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         """Send ``request``, retrying as the policy and the status table say.
@@ -143,51 +114,20 @@ class RetryingSession(requests.Session):
             return super().send(request, **kwargs)
         token = _LOOPING.set(self)
         try:
-            return self._send_with_retries(request, kwargs)
+            attempts = Attempts[requests.Response](
+                self._retrier,
+                request.method or "GET",
+                request.url or "",
+                rewind=_rewinder(request),
+                failure_of=transport_failure_of,
+                sleep=self._sleep,
+            )
+            for attempt in attempts:
+                with attempt:
+                    attempt.answered(super().send(request, **kwargs))
+            return attempts.response
         finally:
             _LOOPING.reset(token)
-
-    def _send_with_retries(
-        self, request: requests.PreparedRequest, kwargs: dict[str, Any]
-    ) -> requests.Response:
-        retrier = self._retrier
-        start = retrier.start()
-        rewind = _rewinder(request)
-        method, url = request.method or "GET", request.url or ""
-        attempt = 0
-        outcome: Classification | None
-        while True:
-            resend = RESEND_COUNT.set(attempt)
-            try:
-                response = super().send(request, **kwargs)
-            except Exception as exc:
-                outcome = classify_transport_failure(transport_failure_of(exc), method)
-                wait = retrier.after(
-                    attempt=attempt, start=start, method=method, url=url, outcome=outcome,
-                    rewind=rewind,
-                )  # fmt: skip
-                if wait is None:
-                    raise
-            else:
-                wait = retrier.after(
-                    attempt=attempt,
-                    start=start,
-                    method=method,
-                    url=url,
-                    outcome=classify_status(response.status_code),
-                    status=response.status_code,
-                    headers=response.headers,
-                    rewind=rewind,
-                )
-                if wait is None:
-                    return response
-                # Release the connection before sending again; this response
-                # is never returned, so nobody else will.
-                response.close()
-            finally:
-                RESEND_COUNT.reset(resend)
-            self._sleep(wait)
-            attempt += 1
 
 
 def _rewinder(request: requests.PreparedRequest) -> Rewind | None:
@@ -199,7 +139,7 @@ def _rewinder(request: requests.PreparedRequest) -> Rewind | None:
     """
     body = request.body
     if body is None or isinstance(body, bytes | str):
-        return _nothing_to_rewind
+        return REWIND_NOT_NEEDED
     position = body_position(request)
     seek = getattr(body, "seek", None)
     if not hasattr(body, "read") or position is None or not callable(seek):
@@ -213,7 +153,3 @@ def _rewinder(request: requests.PreparedRequest) -> Rewind | None:
         return True
 
     return rewind
-
-
-def _nothing_to_rewind() -> bool:
-    return True

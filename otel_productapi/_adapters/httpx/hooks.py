@@ -84,6 +84,10 @@ class HttpxHooks:
             self.request_hook, self.response_hook, self.async_request_hook, self.async_response_hook
         )
 
+    def by_slot(self) -> dict[str, SyncHook | AsyncHook]:
+        """The hooks by ``HTTPXClientInstrumentor().instrument`` keyword."""
+        return self.hooks()._asdict()
+
 
 for _hook in (
     HttpxHooks.request_hook,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Final
 
 import httpx
@@ -81,27 +81,68 @@ def _call_of_current_span() -> Call | None:
     return call
 
 
-def _capture_wanted(response: httpx.Response, call: Call) -> bool:
-    """A small, plain error body of a call whose caller reads the body anyway."""
-    if not reads_body(response.status_code):
-        return False
-    headers = response.headers
-    length = headers.get("content-length")
-    limit = min(call.tagger.max_body_bytes, MAX_CAPTURED_BODY)
-    if length is None or not length.isdigit() or int(length) > limit:
-        return False
-    if headers.get("content-encoding", "identity").lower() != "identity":
-        return False
-    # client.stream(...) must get its body as a stream, when it wants it.
-    return not streams_the_response()
+def _reading_call(response: httpx.Response) -> Call | None:
+    """The call whose body to read now, or ``None``; never raises.
+
+    Only a small, plain body that the caller reads anyway: an error or 202
+    status (``reads_body``), a declared ``Content-Length`` of at most
+    ``min(max_body_bytes, MAX_CAPTURED_BODY)``, no ``Content-Encoding``, on a
+    Product API call whose ``Client.send`` was not asked for a stream.
+    """
+    try:
+        if not reads_body(response.status_code):
+            return None
+        call = _call_of_current_span()
+        if call is None:
+            return None
+        headers = response.headers
+        length = headers.get("content-length", "")
+        limit = min(call.tagger.max_body_bytes, MAX_CAPTURED_BODY)
+        if not (length.isascii() and length.isdigit()) or int(length) > limit:
+            return None
+        if headers.get("content-encoding", "identity").lower() != "identity":
+            return None
+        # client.stream(...) must get its body as a stream, when it wants it.
+        return None if streams_the_response() else call
+    except Exception:  # noqa: BLE001 - telemetry must never break the call
+        return None
 
 
-def _with_body(response: httpx.Response, raw: bytes) -> httpx.Response:
-    """What the transport returns instead: the same response, its raw body in memory."""
+class _ReadAhead(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body the transport already read: its chunks, then the error that cut it short."""
+
+    def __init__(self, chunks: list[bytes], error: Exception | None) -> None:
+        self._chunks = chunks
+        self._error = error
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+        if self._error is not None:
+            raise self._error
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+        if self._error is not None:
+            raise self._error
+
+
+def _read_ahead(
+    response: httpx.Response, call: Call, chunks: list[bytes], error: Exception | None
+) -> httpx.Response:
+    """What the transport returns instead: the same response, its raw body in memory.
+
+    A read that failed (a truncated body, a read timeout) gives the body to
+    the tagger only if complete, and replays the failure to the caller when
+    ``Client.send`` reads the body, where it would have happened without us:
+    the span still ends with the response, and the call is counted by status.
+    """
+    if error is None:
+        call.body = b"".join(chunks)
     return httpx.Response(
         response.status_code,
         headers=response.headers,
-        stream=httpx.ByteStream(raw),
+        stream=_ReadAhead(chunks, error),
         extensions=response.extensions,
     )
 
@@ -169,12 +210,17 @@ class TransportPatch:
             except Exception as exc:
                 _report_failure(exc)
                 raise
-            call = _call_of_current_span()
-            if call is None or not _capture_wanted(response, call):
+            call = _reading_call(response)
+            if call is None:
                 return response
-            raw = b"".join(response.iter_raw())  # a small, declared length: read now
-            call.body = raw
-            return _with_body(response, raw)
+            chunks: list[bytes] = []
+            try:
+                for chunk in response.iter_raw():
+                    chunks.append(chunk)  # keep what arrived if the read fails
+            except Exception as exc:  # noqa: BLE001 - replayed to the caller
+                response.close()
+                return _read_ahead(response, call, chunks, exc)
+            return _read_ahead(response, call, chunks, None)
 
         setattr(handle_request, PATCH_MARK, True)
         return handle_request
@@ -192,12 +238,17 @@ class TransportPatch:
             except Exception as exc:
                 _report_failure(exc)
                 raise
-            call = _call_of_current_span()
-            if call is None or not _capture_wanted(response, call):
+            call = _reading_call(response)
+            if call is None:
                 return response
-            raw = b"".join([chunk async for chunk in response.aiter_raw()])
-            call.body = raw
-            return _with_body(response, raw)
+            chunks: list[bytes] = []
+            try:
+                async for chunk in response.aiter_raw():
+                    chunks.append(chunk)  # keep what arrived if the read fails
+            except Exception as exc:  # noqa: BLE001 - replayed to the caller
+                await response.aclose()
+                return _read_ahead(response, call, chunks, exc)
+            return _read_ahead(response, call, chunks, None)
 
         setattr(handle_async_request, PATCH_MARK, True)
         return handle_async_request

@@ -76,6 +76,10 @@ class RequestsHooks:
         """``(request_hook, response_hook)`` as bound methods."""
         return ProductApiHooks(self.request_hook, self.response_hook)
 
+    def by_slot(self) -> dict[str, Callable[..., None]]:
+        """The hooks by ``RequestsInstrumentor().instrument`` keyword."""
+        return self.pair()._asdict()
+
 
 setattr(RequestsHooks.request_hook, HOOK_MARK, True)
 setattr(RequestsHooks.response_hook, HOOK_MARK, True)
