@@ -136,7 +136,10 @@ def _reset_seconds(number: float | None, now: float, reset_unit: str) -> float |
         seconds = number / 1000.0 - now
     else:
         seconds = number - now
-    return 0.0 if seconds < 0.0 else float(min(seconds, MAX_WAIT_SECONDS))
+    # Compared rather than min()/max(): this runs on every response.
+    if seconds <= 0:
+        return 0.0
+    return MAX_WAIT_SECONDS if seconds >= MAX_WAIT_SECONDS else float(seconds)
 
 
 _EPOCH_UNITS: Final = frozenset({"epoch_seconds", "epoch_milliseconds"})
@@ -203,10 +206,22 @@ def ratelimit_fields(
     """
     try:
         get = headers.get
-        limit, remaining = _number(get(_LIMIT)), _number(get(_REMAINING))
-        seconds = _reset_seconds(_number(get(_RESET)), now, reset_unit)
+        raw_limit, raw_remaining, raw_reset = get(_LIMIT), get(_REMAINING), get(_RESET)
+        # Called on every response: the three cache look-ups are made here,
+        # and only a value not seen yet (or not a str) costs a call.
+        cached = _numbers.get
+        limit = cached(raw_limit, _UNSEEN)  # type: ignore[arg-type]  # any value; misses are parsed
+        remaining = cached(raw_remaining, _UNSEEN)  # type: ignore[arg-type]
+        reset = cached(raw_reset, _UNSEEN)  # type: ignore[arg-type]
     except Exception:  # noqa: BLE001 - a broken headers object must not break the call
         return None, None, None
+    if limit is _UNSEEN:
+        limit = _number(raw_limit)
+    if remaining is _UNSEEN:
+        remaining = _number(raw_remaining)
+    if reset is _UNSEEN:
+        reset = _number(raw_reset)
+    seconds = _reset_seconds(reset, now, reset_unit)  # type: ignore[arg-type]  # a number or None
     if seconds is None:
         seconds = retry_after_seconds(headers, now=now)
     # Counts are integers: "12.5" or "1e3" is no count.

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Final
 
 from otel_productapi._core import names as n
@@ -52,6 +51,8 @@ class Outcome:
             series.
         batch: A status that may carry a batch outcome (202, 422).
         reads_body: The body is worth reading (an error, or a batch).
+
+    The mappings are plain dicts typed read-only (see ``Route``).
     """
 
     status: int | None
@@ -78,8 +79,8 @@ def _outcome(status: int | None, classification: Classification | None) -> Outco
     return Outcome(
         status=status,
         classification=classification,
-        span_attributes=MappingProxyType(span),
-        metric_attributes=MappingProxyType(metric),
+        span_attributes=span,
+        metric_attributes=metric,
         batch=batch,
         reads_body=batch or classification is not None,
     )

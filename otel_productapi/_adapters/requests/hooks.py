@@ -18,7 +18,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span
 
 from otel_productapi._adapters import zero_code
-from otel_productapi._adapters.requests.private import loaded_body
+from otel_productapi._adapters.requests.private import header_reader, loaded_body
 from otel_productapi._adapters.requests.transport import ADAPTER_PATCH, CALL_ATTR, call_of
 from otel_productapi._telemetry.metrics import metrics_for
 from otel_productapi._telemetry.outcomes import outcome_of_status
@@ -68,7 +68,7 @@ class RequestsHooks:
                 return
             outcome = outcome_of_status(response.status_code)
             body = loaded_body(response) if outcome.reads_body else None
-            self.tagger.on_response(call, outcome, response.headers, body)
+            self.tagger.on_response(call, outcome, header_reader(response), body)
         except Exception:  # noqa: BLE001, S110 - the tagger logs its own failures
             pass
 

@@ -8,9 +8,16 @@ fails loudly if a release renames what these read.
 
 from __future__ import annotations
 
-import requests
+from typing import Final
 
-__all__ = ["body_position", "loaded_body"]
+import requests
+from requests.structures import CaseInsensitiveDict
+
+from otel_productapi._core.headers import Headers
+
+__all__ = ["body_position", "header_reader", "loaded_body"]
+
+_STORE: Final = "_store"
 
 
 def loaded_body(response: requests.Response) -> bytes | None:
@@ -29,3 +36,32 @@ def body_position(request: requests.PreparedRequest) -> int | None:
     """Where a file-like body started when ``requests`` prepared it, or ``None``."""
     position = getattr(request, "_body_position", None)
     return position if isinstance(position, int) else None
+
+
+class _StoreReader:
+    """``get`` straight from a ``CaseInsensitiveDict``'s store of
+    ``lower-case name -> (name, value)``: one look-up where the public
+    ``get`` takes three Python calls (``Mapping.get``, ``__getitem__``, ``lower``)."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: dict[str, tuple[str, str]]) -> None:
+        self._store = store
+
+    def get(self, key: str, /) -> str | None:
+        item = self._store.get(key)
+        return None if item is None else item[1]
+
+
+def header_reader(response: requests.Response) -> Headers:
+    """The response's headers, for look-ups by lower-case name.
+
+    A reader of the store behind requests' own ``CaseInsensitiveDict``;
+    any other headers object (a user may replace ``response.headers``) is
+    returned as it is.
+    """
+    headers = response.headers
+    store = getattr(headers, _STORE, None)
+    if type(headers) is CaseInsensitiveDict and type(store) is dict:
+        return _StoreReader(store)
+    return headers
