@@ -8,15 +8,19 @@ also checks the exact values, so a fault shared by both adapters still fails.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
+import httpx
 import pytest
-from conftest import Telemetry
+from conftest import Telemetry, make_telemetry
 from httpx_support import CLIENTS, KINDS, Client, Emitted, Kind, call, call_with, each_client
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import StatusCode
 
 from otel_productapi._core import names as n
 from otel_productapi._telemetry import tagger as _tagger
+from otel_productapi._telemetry.context import RESEND_COUNT
 from otel_productapi.testing import FakeProductApi, FakeResponse
 
 USER = "/v1/projects/p1/users/u1"
@@ -372,3 +376,97 @@ def test_other_hosts_are_untouched_and_not_counted(
 
     call(kind, "GET", f"http://localhost:{fake_product_api.port}{USER}", timeout=5)
     assert telemetry.request_count(**{n.ATTR_SERVER_ADDRESS: "localhost"}) == 1
+
+
+# --- sampling, redaction, resends ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_metrics_do_not_depend_on_sampling(kind: Kind, fake_product_api: FakeProductApi) -> None:
+    """With every span dropped, httpx calls are still counted: a 429 with its gauges, a
+    202 batch with its items (the body read ahead all the same), a refused connection."""
+    telemetry = make_telemetry(sampler=ParentBased(ALWAYS_OFF))
+    telemetry.instrument(hosts=["127.0.0.1"])
+    fake_product_api.script(
+        "GET",
+        USER,
+        [FakeResponse(429, {}, {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "3"})],
+    )
+    fake_product_api.set_scenario("batch_partial")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+
+    call(kind, "GET", fake_product_api.url + USER, timeout=5)
+    call(kind, "POST", fake_product_api.url + BATCH, json={"items": [{"event": "a"}] * 2})
+    with pytest.raises(httpx.ConnectError):
+        call(kind, "GET", f"http://127.0.0.1:{closed_port}{USER}", timeout=5)
+
+    assert telemetry.spans() == []
+    assert telemetry.request_count(**{n.ATTR_ERROR_CLASS: n.CLASS_RATE_LIMITED}) == 1
+    assert telemetry.request_count(**{n.ATTR_HTTP_RESPONSE_STATUS_CODE: 202}) == 1
+    assert telemetry.request_count(**{n.ATTR_ERROR_CLASS: n.CLASS_TRANSPORT_ERROR}) == 1
+    assert telemetry.request_count() == 3
+    assert telemetry.value(n.METRIC_RATELIMIT_REMAINING, **{n.ATTR_URL_TEMPLATE: USER}) == 3
+    assert telemetry.value(n.METRIC_BATCH_ITEMS, outcome=n.ITEM_FAILED) == 1
+    assert telemetry.value(n.METRIC_BATCH_ITEMS, outcome=n.ITEM_ACCEPTED) == 1
+
+
+SECRETS = ("hunter2", "s3cr3tT0ken", "jane.doe", "example.com", "4155550100")
+
+
+def test_redacted_url_is_identical_to_requests(fake_product_api: FakeProductApi) -> None:
+    """Userinfo, a token query value, an e-mail and a phone in the path: the span's URL
+    is redacted the same for every client, and nothing secret is left anywhere."""
+    path = "/v1/projects/p1/users/jane.doe@example.com"
+    fake_product_api.script("GET", path, [FakeResponse(404, {"message": "unknown"})] * 3)
+    url = (
+        f"http://alice:hunter2@127.0.0.1:{fake_product_api.port}{path}"
+        "?token=s3cr3tT0ken&phone=%2B14155550100&page=2"
+    )
+
+    found = each_client(lambda client: call_with(client, "GET", url, timeout=5))
+
+    for emitted in found.values():
+        emitted.attributes.pop(n.ATTR_REQUEST_ID)  # the server's own counter
+    emitted = _identical(found)
+    exported = repr(emitted)
+    assert [s for s in SECRETS if s in exported] == []
+    assert emitted.attributes[n.ATTR_URL_TEMPLATE] == USER_TEMPLATE
+    assert str(emitted.attributes["http.url"]).startswith(
+        f"http://REDACTED:REDACTED@127.0.0.1:{fake_product_api.port}/v1/projects/p1/users/"
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_resend_count_comes_from_the_context(
+    kind: Kind, telemetry: Telemetry, fake_product_api: FakeProductApi
+) -> None:
+    """http.request.resend_count is set from RESEND_COUNT (sync and async), only above 0."""
+    telemetry.instrument(hosts=["127.0.0.1"])
+    call(kind, "GET", fake_product_api.url + USER, timeout=5)
+    token = RESEND_COUNT.set(2)
+    try:
+        call(kind, "GET", fake_product_api.url + USER, timeout=5)
+    finally:
+        RESEND_COUNT.reset(token)
+    first, second = telemetry.spans()
+    assert n.ATTR_HTTP_RESEND_COUNT not in (first.attributes or {})
+    assert (second.attributes or {})[n.ATTR_HTTP_RESEND_COUNT] == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_followed_redirects_count_each_hop(
+    kind: Kind, telemetry: Telemetry, fake_product_api: FakeProductApi
+) -> None:
+    """httpx instruments each hop of follow_redirects=True as its own span, so each hop
+    is counted (requests makes one span of the whole call): documented, pinned here."""
+    telemetry.instrument(hosts=["127.0.0.1"], route_templates=[USER_TEMPLATE])
+    fake_product_api.script(
+        "GET", USER, [FakeResponse(302, None, {"Location": "/v1/projects/p1/users/u2"})]
+    )
+    result = call(kind, "GET", fake_product_api.url + USER, follow_redirects=True, timeout=5)
+    assert result.status == 200
+    assert [(s.attributes or {})["http.status_code"] for s in telemetry.spans()] == [302, 200]
+    assert telemetry.request_count(**{n.ATTR_HTTP_RESPONSE_STATUS_CODE: 302}) == 1
+    assert telemetry.request_count(**{n.ATTR_HTTP_RESPONSE_STATUS_CODE: 200}) == 1
