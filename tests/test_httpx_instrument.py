@@ -213,3 +213,40 @@ def test_make_httpx_hooks_share_survives_our_uninstrument(
     _refused("sync", closed_port)
     assert telemetry.spans() == []
     assert telemetry.series(n.METRIC_CLIENT_REQUESTS) == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_make_httpx_hooks_after_someone_instrumented_httpx_breaks_nothing(
+    kind: Kind, telemetry: Telemetry, fake_product_api: FakeProductApi, closed_port: int
+) -> None:
+    """make_httpx_hooks() called while someone's instrumentation is in place: calls still
+    work (one span each), that instrumentation can still be removed, and when it is
+    made again with our hooks, failures are tagged (the patch sits inside it)."""
+    original = _methods()
+    HTTPXClientInstrumentor().instrument(tracer_provider=telemetry.tracer_provider)
+    hooks = make_httpx_hooks(
+        load_settings(hosts=["127.0.0.1"]), meter_provider=telemetry.meter_provider
+    )
+    assert TRANSPORT_PATCH.installed
+
+    assert call(kind, "GET", fake_product_api.url + USER, timeout=5).status == 200
+    assert len(telemetry.spans()) == 1
+
+    HTTPXClientInstrumentor().uninstrument()
+    call(kind, "GET", fake_product_api.url + USER, timeout=5)
+    assert len(telemetry.spans()) == 1  # their wrapper is gone; ours stays, held by the hooks
+    assert TRANSPORT_PATCH.installed
+
+    HTTPXClientInstrumentor().instrument(
+        tracer_provider=telemetry.tracer_provider, **hooks._asdict()
+    )
+    _refused(kind, closed_port)
+    refused = telemetry.spans()[-1]
+    assert (refused.attributes or {})[n.ATTR_ERROR_CLASS] == n.CLASS_TRANSPORT_ERROR
+    assert telemetry.request_count(**{n.ATTR_ERROR_CLASS: n.CLASS_TRANSPORT_ERROR}) == 1
+
+    # The last share goes while wrapped: our patch leaves from inside their wrapper.
+    TRANSPORT_PATCH.release()
+    assert not TRANSPORT_PATCH.installed
+    HTTPXClientInstrumentor().uninstrument()
+    assert all(now is then for now, then in zip(_methods(), original, strict=True))
