@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Telemetry
-from httpx_support import KINDS, Kind, call
+from httpx_support import KINDS, Kind, call, run
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.trace import Span
 
@@ -250,3 +250,47 @@ def test_make_httpx_hooks_after_someone_instrumented_httpx_breaks_nothing(
     assert not TRANSPORT_PATCH.installed
     HTTPXClientInstrumentor().uninstrument()
     assert all(now is then for now, then in zip(_methods(), original, strict=True))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_make_httpx_hooks_on_one_client(
+    kind: Kind, telemetry: Telemetry, fake_product_api: FakeProductApi, closed_port: int
+) -> None:
+    """HTTPXClientInstrumentor.instrument_client(client, ...) with our hooks tags that
+    client's responses and failures (the transport patch is inside the client's wrapper)."""
+    hooks = make_httpx_hooks(
+        load_settings(hosts=["127.0.0.1"]), meter_provider=telemetry.meter_provider
+    )
+    fake_product_api.set_scenario("rate_limit_storm")
+    refused = f"http://127.0.0.1:{closed_port}{USER}"
+    if kind == "sync":
+        with httpx.Client(trust_env=False) as client:
+            HTTPXClientInstrumentor.instrument_client(
+                client,
+                tracer_provider=telemetry.tracer_provider,
+                request_hook=hooks.request_hook,
+                response_hook=hooks.response_hook,
+            )
+            client.get(fake_product_api.url + USER)
+            with pytest.raises(httpx.ConnectError):
+                client.get(refused)
+    else:
+
+        async def go() -> None:
+            async with httpx.AsyncClient(trust_env=False) as client:
+                HTTPXClientInstrumentor.instrument_client(
+                    client,
+                    tracer_provider=telemetry.tracer_provider,
+                    request_hook=hooks.async_request_hook,
+                    response_hook=hooks.async_response_hook,
+                )
+                await client.get(fake_product_api.url + USER)
+                with pytest.raises(httpx.ConnectError):
+                    await client.get(refused)
+
+        run(go())
+    limited, failed = telemetry.spans()
+    assert (limited.attributes or {})[n.ATTR_ERROR_CLASS] == n.CLASS_RATE_LIMITED
+    assert n.ATTR_ERROR_MESSAGE in (limited.attributes or {})
+    assert (failed.attributes or {})[n.ATTR_ERROR_CLASS] == n.CLASS_TRANSPORT_ERROR
+    assert telemetry.request_count() == 2
