@@ -224,6 +224,32 @@ def test_rate_limit_headers_are_identical_to_requests(
     ]
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-RateLimit-Limit": "-5", "X-RateLimit-Remaining": "1e3", "X-RateLimit-Reset": "soon"},
+        {"X-RateLimit-Limit": "9" * 40, "X-RateLimit-Remaining": " 7 ", "Retry-After": "-1"},
+        {"X-RateLimit-Remaining": "3, 2", "Retry-After": "Tue, 99 Nov 2023 99:99:99 GMT"},
+    ],
+    ids=["nonsense", "out-of-range", "repeated-and-bad-date"],
+)
+def test_malformed_rate_limit_headers_are_identical_to_requests(
+    headers: dict[str, str], fake_product_api: FakeProductApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Malformed or out-of-range rate-limit headers never break the call, and whatever
+    is kept of them is the same from every client."""
+    monkeypatch.setattr(_tagger, "_now", lambda: NOW)
+    url = fake_product_api.url + USER
+    answer = FakeResponse(429, {"message": "slow"}, {"X-Request-Id": "r", **headers})
+    fake_product_api.script("GET", USER, [answer] * len(CLIENTS))
+
+    found = each_client(lambda client: call_with(client, "GET", url, timeout=5))
+
+    emitted = _identical(found)
+    assert emitted.attributes[n.ATTR_ERROR_CLASS] == n.CLASS_RATE_LIMITED
+    assert emitted.attributes[n.ATTR_ERROR_MESSAGE] == "slow"
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_rate_limit_gauge_keeps_the_last_value(
     kind: Kind, telemetry: Telemetry, fake_product_api: FakeProductApi
