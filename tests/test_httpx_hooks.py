@@ -60,7 +60,7 @@ def _zero_initialised(method: str, status: int) -> list[tuple[dict[str, Any], fl
 
 
 def _sorted(series: list[tuple[dict[str, Any], float]]) -> list[tuple[dict[str, Any], float]]:
-    return sorted(series, key=lambda s: sorted(s[0].items()).__repr__())
+    return sorted(series, key=lambda s: repr(sorted(s[0].items())))
 
 
 # --- the status table, row by row: identical to requests ----------------------------------
