@@ -124,5 +124,8 @@ def tls_server(behaviour: Behaviour) -> Iterator[TlsServer]:
     try:
         yield server
     finally:
+        # shutdown() wakes the accept() that close() alone leaves blocked on Linux.
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)
         listener.close()
         thread.join(timeout=5)

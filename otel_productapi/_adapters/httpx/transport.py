@@ -25,9 +25,11 @@ and small, not compressed, on a call that is not ``client.stream(...)``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from types import FunctionType
 from typing import Any, Final
 
 import httpx
@@ -147,11 +149,30 @@ def _read_ahead(
     )
 
 
+_METHODS: Final = (
+    (httpx.HTTPTransport, "handle_request"),
+    (httpx.AsyncHTTPTransport, "handle_async_request"),
+)
+
+
+def _is_proxy(obj: object) -> bool:
+    """A wrapper object (wrapt's, as the instrumentations use) that calls its ``__wrapped__``.
+
+    ``type()``, not ``isinstance``: a wrapt proxy claims its wrapped function's class.
+    """
+    return type(obj) is not FunctionType and hasattr(obj, "__wrapped__")
+
+
 class TransportPatch:
     """Our wrappers of ``HTTPTransport.handle_request`` and its async twin.
 
     Counted users, removed with the last one and only while still in place
-    (compared by identity), as for the requests adapter.
+    (compared by identity), as for the requests adapter. If an
+    instrumentation's wrapper is in place already (``make_httpx_hooks()``
+    called after ``HTTPXClientInstrumentor().instrument()``), ours goes
+    inside it, by its ``__wrapped__``: outside, it would call that wrapper
+    unbound, the span would not be current, and ``uninstrument()`` could no
+    longer unwrap it.
     """
 
     def __init__(self) -> None:
@@ -163,14 +184,26 @@ class TransportPatch:
         """Install the wrappers if they are not in place; count one more user."""
         with self._lock:
             self._users += 1
-            for cls, name, wrap in (
-                (httpx.HTTPTransport, "handle_request", self._wrap_sync),
-                (httpx.AsyncHTTPTransport, "handle_async_request", self._wrap_async),
-            ):
+            wraps: tuple[Callable[[Any], Callable[..., Any]], ...] = (
+                self._wrap_sync,
+                self._wrap_async,
+            )
+            for (cls, name), wrap in zip(_METHODS, wraps, strict=True):
                 current = cls.__dict__[name]
-                if not getattr(current, PATCH_MARK, False):
-                    self._installed[cls] = wrap(current)
-                    setattr(cls, name, self._installed[cls])
+                if getattr(current, PATCH_MARK, False):
+                    continue  # ours, or a wrapper around ours
+                holder: Any = None
+                while _is_proxy(current):
+                    holder, current = current, current.__wrapped__
+                ours = wrap(current)
+                try:
+                    if holder is None:
+                        setattr(cls, name, ours)
+                    else:
+                        holder.__wrapped__ = ours
+                except (AttributeError, TypeError):  # a wrapper we cannot reach into
+                    continue
+                self._installed[cls] = ours
 
     def release(self) -> None:
         """Count one user less; remove the wrappers with the last one, if still ours."""
@@ -178,13 +211,20 @@ class TransportPatch:
             self._users = max(self._users - 1, 0)
             if self._users:
                 return
-            for cls, name in (
-                (httpx.HTTPTransport, "handle_request"),
-                (httpx.AsyncHTTPTransport, "handle_async_request"),
-            ):
+            for cls, name in _METHODS:
                 ours = self._installed.pop(cls, None)
-                if ours is not None and cls.__dict__[name] is ours:
-                    setattr(cls, name, ours.__wrapped__)  # type: ignore[attr-defined]
+                if ours is None:
+                    continue
+                if cls.__dict__[name] is ours:
+                    setattr(cls, name, ours.__wrapped__)
+                    continue
+                # Inside an instrumentation's wrapper: leave from there.
+                holder: Any = cls.__dict__[name]
+                while _is_proxy(holder) and holder.__wrapped__ is not ours:
+                    holder = holder.__wrapped__
+                if _is_proxy(holder):
+                    with contextlib.suppress(AttributeError, TypeError):
+                        holder.__wrapped__ = ours.__wrapped__  # type: ignore[attr-defined]
 
     @property
     def users(self) -> int:

@@ -1,0 +1,72 @@
+"""The only read of httpx internals (``Client.send``'s ``stream`` argument) fails loudly
+if a release changes it: otherwise error bodies would silently be read ahead of a
+``client.stream(...)`` caller, or never read for a message."""
+
+from __future__ import annotations
+
+import inspect
+
+import httpx
+import pytest
+from httpx_support import KINDS, Kind, run
+
+from otel_productapi._adapters.httpx.private import streams_the_response
+
+URL = "http://127.0.0.1/v1/x"
+
+
+def test_send_still_takes_stream() -> None:
+    """Client.send and AsyncClient.send still have the ``stream`` parameter we read."""
+    for send in (httpx.Client.send, httpx.AsyncClient.send):
+        parameter = inspect.signature(send).parameters["stream"]
+        assert parameter.default is False
+
+
+def _seen(kind: Kind, how: str) -> list[bool]:
+    """What streams_the_response() says inside a transport, for a call made ``how``."""
+    seen: list[bool] = []
+
+    def handler(_: httpx.Request) -> httpx.Response:
+        seen.append(streams_the_response())
+        return httpx.Response(400, content=b'{"message": "x"}')
+
+    transport = httpx.MockTransport(handler)
+    if kind == "sync":
+        with httpx.Client(transport=transport) as client:
+            if how == "get":
+                client.get(URL)
+            elif how == "stream":
+                with client.stream("GET", URL) as response:
+                    response.read()
+            else:
+                client.send(client.build_request("GET", URL), stream=True).close()
+    else:
+
+        async def go() -> None:
+            async with httpx.AsyncClient(transport=transport) as client:
+                if how == "get":
+                    await client.get(URL)
+                elif how == "stream":
+                    async with client.stream("GET", URL) as response:
+                        await response.aread()
+                else:
+                    response = await client.send(client.build_request("GET", URL), stream=True)
+                    await response.aclose()
+
+        run(go())
+    return seen
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("how", "streams"), [("get", False), ("stream", True), ("send-stream", True)]
+)
+def test_streams_the_response_reads_the_callers_choice(kind: Kind, how: str, streams: bool) -> None:
+    """Inside the transport: False for client.get, True for client.stream(...) and
+    send(stream=True), with httpx.Client and AsyncClient alike."""
+    assert _seen(kind, how) == [streams]
+
+
+def test_no_client_on_the_stack_means_a_stream() -> None:
+    """A transport called directly (no Client.send to read): assume a stream."""
+    assert streams_the_response() is True
