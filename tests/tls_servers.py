@@ -124,5 +124,8 @@ def tls_server(behaviour: Behaviour) -> Iterator[TlsServer]:
     try:
         yield server
     finally:
+        # close() alone does not wake a thread blocked in accept(); shutdown() does.
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)
         listener.close()
         thread.join(timeout=5)
