@@ -306,7 +306,7 @@ class _Journal(httpx.AsyncBaseTransport):
 def test_the_default_async_wait_lets_other_tasks_run(rig: Rig) -> None:
     """With the default sleep (asyncio.sleep), another task makes a whole call while the
     transport waits out a 429's Retry-After: the event loop is not blocked."""
-    rig.api.script("GET", USER, [FakeResponse(429, headers={"Retry-After": "1"}), 200])
+    rig.api.script("GET", USER, [FakeResponse(429, headers={"Retry-After": "2"}), 200])
     other = "/v1/projects/p1/users/u2"
     events: list[str] = []
 
