@@ -493,7 +493,8 @@ class _Gate(httpx.AsyncBaseTransport):
 
 def test_the_budget_holds_across_100_concurrent_async_calls(rig: Rig) -> None:
     """100 concurrent calls to an always-failing API on the default budget (burst 10,
-    0.1 a call, capped at the burst): exactly 10 resends in all, 100 refusals."""
+    0.1 a call, capped at the burst): exactly 10 resends in all, whichever calls get
+    them; every call that did not use its 5 attempts ends in a counted refusal."""
     rig.api.set_scenario("server_errors")
 
     async def run() -> list[int]:
@@ -509,9 +510,9 @@ def test_the_budget_holds_across_100_concurrent_async_calls(rig: Rig) -> None:
     assert all(s >= 500 for s in statuses)
     assert len(rig.api.requests) == 110
     assert rig.retries() == 10
-    assert rig.refusals() == 100
     counts = rig.resend_counts()
-    assert (counts.count(None), counts.count(1), len(counts)) == (100, 10, 110)
+    assert (counts.count(None), len(counts)) == (100, 110)
+    assert rig.refusals() == 100 - counts.count(4)
     assert rig.sleeps == [0.0] * 10
 
 
