@@ -113,8 +113,8 @@ class Rig:
     def call(
         self, mode: str, method: str, url: str, *, timeout: float = 5, **request: Any
     ) -> httpx.Response:
-        """One call through a fresh client in ``mode``; ``request`` holds the policy
-        changes (plain keywords) and httpx's ``json``/``content``."""
+        """One call through a fresh client in ``mode``, its body read; ``request`` holds
+        httpx's ``json``/``content``, a ``budget``, and RetryPolicy changes."""
         body = {k: request.pop(k) for k in ("json", "content") if k in request}
         budget = request.pop("budget", None)
         if mode == "sync":
