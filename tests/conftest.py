@@ -11,6 +11,7 @@ was emitted::
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from otel_productapi import instrument, uninstrument
+from otel_productapi._adapters import zero_code
 from otel_productapi._adapters.httpx.transport import TRANSPORT_PATCH
 from otel_productapi._adapters.requests.transport import ADAPTER_PATCH
 from otel_productapi._core import names as n
@@ -49,6 +51,21 @@ def _clean_instrumentation(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for patch in (ADAPTER_PATCH, TRANSPORT_PATCH):
         while patch.users:
             patch.release()
+
+
+def undo_zero_code() -> None:
+    """Undo ``pre_instrument`` in this process, for every library of ``zero_code.TARGETS``.
+
+    Uninstruments each target's instrumentor (through our wrapper, which gives
+    back the patch zero-code acquired), removes our wrappers, and has each
+    adapter forget a patch it still holds (``compose`` without an instrument).
+    """
+    for target in zero_code.TARGETS:
+        cls = zero_code.instrumentor_class(target)
+        if cls is not None and cls().is_instrumented_by_opentelemetry:
+            cls().uninstrument()
+        zero_code.unwrap(target)
+        importlib.import_module(target.adapter).undone()
 
 
 Attrs = Mapping[str, Any]

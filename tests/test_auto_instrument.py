@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 from apps._run import app_spans
+from conftest import undo_zero_code
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -37,13 +38,11 @@ def _is_wrapped() -> bool:
 
 
 @pytest.fixture(autouse=True)
-def _restore_requests_instrumentor() -> Iterator[None]:
-    """Every test ends with requests uninstrumented and our wrappers removed."""
+def _restore_instrumentors() -> Iterator[None]:
+    """Every test ends with requests and httpx uninstrumented, our wrappers removed
+    and the patches zero-code acquired released (conftest releases the rest)."""
     yield
-    instrumentor = RequestsInstrumentor()
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
-    zero_code.unwrap(REQUESTS)
+    undo_zero_code()
 
 
 # --- in process: the wrapper itself --------------------------------------------------

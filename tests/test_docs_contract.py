@@ -64,3 +64,13 @@ def test_every_alert_and_recording_rule_is_documented() -> None:
         rule.get("alert") or rule["record"] for group in render_groups() for rule in group["rules"]
     ]
     assert [name for name in names if f"`{name}`" not in DOC] == []
+
+
+@pytest.mark.parametrize("module", ["otel_productapi", "otel_productapi.retry"])
+def test_every_public_name_is_documented(module: str) -> None:
+    """Each name a public package exports (its __all__) appears in the doc."""
+    import importlib
+
+    exported: list[str] = importlib.import_module(module).__all__
+    missing = [name for name in exported if name != "__version__" and not _documented(name)]
+    assert missing == []

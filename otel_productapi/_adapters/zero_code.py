@@ -44,6 +44,10 @@ _LOG = logging.getLogger("otel_productapi")
 HOOK_MARK: Final = "_otel_productapi_hook"
 #: Set on our wrappers of an instrumentor's methods; holds the wrapped original.
 WRAPPED_MARK: Final = "_otel_productapi_original"
+#: Set on those wrappers when the original was inherited, not the class's own.
+INHERITED_MARK: Final = "_otel_productapi_inherited"
+#: Where ``BaseInstrumentor`` (whose ``_instrument`` does nothing) lives.
+_BASE_INSTRUMENTOR_MODULE: Final = "opentelemetry.instrumentation.instrumentor"
 #: Names in ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` that turn every adapter off.
 _OFF_FOR_ALL: Final = frozenset({"*", "productapi"})
 
@@ -137,8 +141,8 @@ def _wrap(target: Target) -> None:
     if cls is None:
         _LOG.debug("otel_productapi: %s is not installed", target.instrumentor)
         return
-    instrument = cls.__dict__.get("_instrument")
-    uninstrument = cls.__dict__.get("_uninstrument")
+    instrument = _defined(cls, "_instrument")
+    uninstrument = _defined(cls, "_uninstrument")
     if not callable(instrument) or not callable(uninstrument):
         # A release that renamed what we wrap: say so rather than tag nothing silently.
         _LOG.warning(
@@ -150,8 +154,28 @@ def _wrap(target: Target) -> None:
     if hasattr(instrument, WRAPPED_MARK):
         return
     adapter: Adapter = importlib.import_module(target.adapter)
-    setattr(cls, "_instrument", _wrapped(instrument, adapter))  # noqa: B010
-    setattr(cls, "_uninstrument", _wrapped_undo(uninstrument, adapter.undone))  # noqa: B010
+    # Set on ``cls`` itself, even when inherited: a sibling instrumentor that
+    # shares the base class (httpx's HTTPX2ClientInstrumentor) stays untouched.
+    for name, wrapper in (
+        ("_instrument", _wrapped(instrument, adapter)),
+        ("_uninstrument", _wrapped_undo(uninstrument, adapter.undone)),
+    ):
+        setattr(wrapper, INHERITED_MARK, name not in cls.__dict__)
+        setattr(cls, name, wrapper)
+
+
+def _defined(cls: type, name: str) -> object:
+    """``cls``'s own or inherited ``name``, not ``BaseInstrumentor``'s empty default.
+
+    Some instrumentors inherit both methods from a shared base class
+    (``HTTPXClientInstrumentor`` from ``_BaseHTTPXClientInstrumentor``).
+    """
+    for klass in cls.__mro__:
+        if klass.__module__ == _BASE_INSTRUMENTOR_MODULE:
+            return None
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return None
 
 
 def _wrapped(original: Callable[..., Any], adapter: Adapter) -> Callable[..., Any]:
@@ -185,8 +209,13 @@ def unwrap(target: Target) -> None:
     if cls is None:
         return
     for name in ("_instrument", "_uninstrument"):
-        original = getattr(cls.__dict__.get(name), WRAPPED_MARK, None)
-        if original is not None:
+        wrapper = cls.__dict__.get(name)
+        original = getattr(wrapper, WRAPPED_MARK, None)
+        if original is None:
+            continue
+        if getattr(wrapper, INHERITED_MARK, False):
+            delattr(cls, name)  # inherited again, as before
+        else:
             setattr(cls, name, original)
 
 

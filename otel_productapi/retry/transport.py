@@ -1,8 +1,8 @@
 """httpx transports that retry Product API calls as the status table says, one span per attempt.
 
 They wrap any transport (by default ``httpx.HTTPTransport()`` /
-``httpx.AsyncHTTPTransport()``) and run the planner's loop around it, the
-loop ``RetryingSession`` runs::
+``httpx.AsyncHTTPTransport()``), enter, exit and close it with the client,
+and run the planner's loop around it, the loop ``RetryingSession`` runs::
 
     client.get(...) -> Client.send -> RetryingTransport.handle_request
         Attempts(...)                                   (budget deposit)
@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 import httpx
@@ -41,7 +42,7 @@ from otel_productapi.retry.planner import (
 from otel_productapi.retry.policy import RetryPolicy
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
+    from typing_extensions import Self, Unpack
 
     from otel_productapi.retry.planner import RetryOptions
 
@@ -140,6 +141,20 @@ class RetryingTransport(_Retrying[httpx.BaseTransport, SyncSleep], httpx.BaseTra
                 attempt.answered(self._transport.handle_request(request))
         return attempts.response
 
+    def __enter__(self) -> Self:
+        """Enter the wrapped transport (``httpx.Client`` enters its transport)."""
+        self._transport.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        """Exit the wrapped transport, which closes it."""
+        self._transport.__exit__(exc_type, exc_value, traceback)
+
     def close(self) -> None:
         """Close the wrapped transport."""
         self._transport.close()
@@ -175,6 +190,20 @@ class AsyncRetryingTransport(
             with attempt:
                 attempt.answered(await self._transport.handle_async_request(request))
         return attempts.response
+
+    async def __aenter__(self) -> Self:
+        """Enter the wrapped transport (``httpx.AsyncClient`` enters its transport)."""
+        await self._transport.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        """Exit the wrapped transport, which closes it."""
+        await self._transport.__aexit__(exc_type, exc_value, traceback)
 
     async def aclose(self) -> None:
         """Close the wrapped transport."""

@@ -12,6 +12,8 @@ from typing import Any
 
 APPS = Path(__file__).resolve().parent
 ZERO_CODE_APP = APPS / "zero_code_app.py"
+#: The httpx twin of ZERO_CODE_APP (sync or async client), exporting over OTLP.
+ZERO_CODE_HTTPX_APP = APPS / "zero_code_httpx_app.py"
 BIN = Path(sys.executable).parent
 OPENTELEMETRY_INSTRUMENT = BIN / "opentelemetry-instrument"
 
