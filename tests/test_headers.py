@@ -182,6 +182,23 @@ def test_retry_after_absent() -> None:
 
 
 @pytest.mark.parametrize(
+    "raw",
+    [
+        "pk_live_muQ2GzWVPworJzUMbvwDW8I8",
+        "AKIAIOSFODNN7EXAMPLE",
+        "req-ghp_" + "a1B2c3D4e5" * 4,
+    ],
+    ids=["stripe-key", "aws-key", "github-token-after-prefix"],
+)
+def test_request_id_of_plain_characters_holding_an_api_key_is_scrubbed(raw: str) -> None:
+    """An id of id characters only is still scrubbed when it holds a key of a known shape."""
+    found = request_id(headers(x_request_id=raw), ["x-request-id"])
+    assert found is not None
+    assert "{token}" in found
+    assert raw[-12:] not in found
+
+
+@pytest.mark.parametrize(
     ("expected", "raw"),
     [
         ("abc-123", "abc-123"),
@@ -197,6 +214,24 @@ def test_retry_after_absent() -> None:
 def test_request_id_is_cleaned(expected: str | None, raw: str) -> None:
     """Request ids keep printable ASCII only, stripped and cut to max_length."""
     assert expected == request_id(headers(x_request_id=raw), ["x-request-id"], max_length=10)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "josé.garcía@例子.中国",
+        "req jürgen@münchen.de",
+        "josé.garcía@例子.中国".encode().decode("latin-1"),  # as http.client reads it
+    ],
+    ids=["unicode", "after-a-word", "utf-8-read-as-latin-1"],
+)
+def test_request_id_with_a_non_ascii_email_leaves_no_remnant(raw: str) -> None:
+    """A non-ASCII e-mail is scrubbed whole, not cut down to its ASCII letters first."""
+    found = request_id(headers(x_request_id=raw), ["x-request-id"])
+    assert found is not None
+    assert found.endswith("{email}")
+    assert "garca" not in found
+    assert "rgen" not in found
 
 
 def test_request_id_first_usable_name_wins() -> None:

@@ -12,6 +12,7 @@ waits are finite floats in ``0 .. MAX_WAIT_SECONDS``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from email.utils import parsedate_to_datetime
 from typing import Final, Literal, Protocol
 
 from otel_productapi._core.cache import BoundedCache
-from otel_productapi._core.scrub import scrub_text
+from otel_productapi._core.scrub import has_credential, scrub_text
 
 __all__ = [
     "EPOCH_MILLISECONDS_THRESHOLD",
@@ -221,11 +222,12 @@ def request_id(headers: Headers, names: Sequence[str], max_length: int = 128) ->
     """The first of ``names`` (lower-case) present with a usable value, safe to record.
 
     An id made only of letters, digits and ``. _ : ; / -`` (UUIDs, ULIDs,
-    ``req_…``, AWS trace ids) is recorded as it is, cut to ``max_length``.
-    Anything else has non-printable and non-ASCII characters removed and
-    surrounding spaces stripped, then goes through ``scrub_text``: servers
-    echo e-mails and ``Bearer …`` into these headers. A header whose value is
-    empty after cleaning counts as absent.
+    ``req_…``, AWS trace ids) is recorded as it is, cut to ``max_length``,
+    unless it holds a JWT or an API key of a known shape (``sk_live_…``,
+    ``AKIA…``, ``ghp_…``). Anything else has non-printable and non-ASCII
+    characters removed and surrounding spaces stripped, then goes through
+    ``scrub_text``: servers echo e-mails and ``Bearer …`` into these
+    headers. A header whose value is empty after cleaning counts as absent.
     """
     if max_length <= 0:
         return None
@@ -239,6 +241,7 @@ def request_id(headers: Headers, names: Sequence[str], max_length: int = 128) ->
             and len(raw) <= max_length
             and _PLAIN_ID_RE.fullmatch(raw)
             and "eyJ" not in raw
+            and not has_credential(raw)
         ):
             return raw
         if isinstance(raw, bytes):
@@ -254,6 +257,14 @@ def request_id(headers: Headers, names: Sequence[str], max_length: int = 128) ->
 def _cleaned(raw: str, max_length: int) -> str:
     # Cut first so a megabyte header costs no more than a short one.
     value = raw[: 4 * max_length + 64]
-    if not (value.isascii() and value.isprintable()):
-        value = "".join(c for c in value if " " <= c <= "~")
-    return scrub_text(value.strip(), max_length=max_length).rstrip()
+    if value.isascii() and value.isprintable():
+        return scrub_text(value.strip(), max_length=max_length).rstrip()
+    # Scrubbed before its non-ASCII characters go, so that an e-mail such as
+    # "josé@例子.中国" is seen whole (not as "jos@." once they are dropped).
+    # HTTP clients read header bytes as Latin-1: UTF-8 is read again as such.
+    if not value.isascii():
+        with contextlib.suppress(UnicodeError):
+            value = value.encode("latin-1").decode("utf-8")
+    value = "".join(c for c in value if c.isprintable()).strip()
+    scrubbed = scrub_text(value, max_length=max_length)
+    return "".join(c for c in scrubbed if " " <= c <= "~").strip()
