@@ -187,15 +187,41 @@ def test_retry_after_absent() -> None:
         "pk_live_muQ2GzWVPworJzUMbvwDW8I8",
         "AKIAIOSFODNN7EXAMPLE",
         "req-ghp_" + "a1B2c3D4e5" * 4,
+        "200-000-0000",
+        "req-0151/12345678",
+        "password:yWA04zWVPwo",
     ],
-    ids=["stripe-key", "aws-key", "github-token-after-prefix"],
+    ids=[
+        "stripe-key",
+        "aws-key",
+        "github-token-after-prefix",
+        "nanp-phone",
+        "de-phone",
+        "secret-pair",
+    ],
 )
-def test_request_id_of_plain_characters_holding_an_api_key_is_scrubbed(raw: str) -> None:
-    """An id of id characters only is still scrubbed when it holds a key of a known shape."""
+def test_request_id_of_plain_characters_holding_a_key_or_phone_is_scrubbed(raw: str) -> None:
+    """An id of id characters only is still scrubbed when it holds a key or a phone number."""
     found = request_id(headers(x_request_id=raw), ["x-request-id"])
     assert found is not None
-    assert "{token}" in found
-    assert raw[-12:] not in found
+    assert "{token}" in found or "{phone}" in found or "{secret}" in found
+    assert raw[-7:] not in found
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "550e8400-e29b-41d4-a716-446655440000",
+        "12345678-1234-4234-8234-123456789012",
+        "2024-01-15T10:00:00Z-7f3a",
+        "1-67891233-abcdef012345678912345678",
+        "token:expired",
+    ],
+    ids=["uuid", "uuid-digit-groups", "timestamped", "aws-trace-id", "pair-of-words"],
+)
+def test_ordinary_request_ids_are_kept_whichever_path_reads_them(raw: str) -> None:
+    """UUIDs, timestamps and trace ids are recorded unchanged, phone hint or not."""
+    assert request_id(headers(x_request_id=raw), ["x-request-id"]) == raw
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,7 @@ __all__ = [
     "SECRET",
     "TOKEN",
     "has_credential",
+    "has_secret_pair",
     "looks_random",
     "scrub_text",
 ]
@@ -208,6 +209,12 @@ _KV_RE: Final = re.compile(
     r"(?:(?P<quote>[\"'])(?P<quoted>[^\"'\r\n{]{1,256})|(?P<value>[^\s\"'&,;<>{}()\[\]]{1,256}))"
 )
 _SECRETISH_RE: Final = re.compile(r"[0-9]|.[A-Z]|[^A-Za-z]|.{12}")
+
+
+def has_secret_pair(text: str) -> bool:
+    """True when ``text`` holds a ``key=value`` or ``key: value`` pair whose value
+    ``scrub_text`` replaces (``password:yWA04zWVPwo``, not ``token: expired``)."""
+    return any(_kv_placeholder(m) != m.group() for m in _KV_RE.finditer(text))
 
 
 def _auth_placeholder(match: re.Match[str]) -> str:
