@@ -38,6 +38,7 @@ import otel_productapi
 from otel_productapi import make_hooks
 from otel_productapi._adapters.requests.transport import ADAPTER_PATCH
 from otel_productapi._core import names as n
+from otel_productapi._core import scrub as _scrub
 from otel_productapi._core.numbers import MAX_INT64
 from otel_productapi._core.routes import DEFAULT_LEARN_THRESHOLD
 from otel_productapi._telemetry import tagger as _tagger
@@ -216,6 +217,53 @@ def test_absurd_batch_counts_never_reach_a_span_and_otlp_export_keeps_working(
     # http.client.duration (the instrumentation's own histogram) is still exported.
     names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     assert any(name.startswith("http.client") for name in names), names
+
+
+# --- scrubbing cost: bounded by the limit, whatever the body ------------------------------
+
+#: Issue 8's body: a 64-character local part, "@", eight 62-character labels, no TLD.
+_BAIT = "a" * 64 + "@" + ("a" * 62 + ".") * 8 + "a1 "
+
+
+@pytest.mark.parametrize(
+    ("size", "settings"),
+    [
+        (64 * 1024 - 64, {}),  # its JSON body fits the default 64 KiB body limit
+        (1024 * 1024, {"max_body_bytes": 2 * 1024 * 1024, "message_max_length": 8192}),
+    ],
+    ids=["64KB-defaults", "1MB-raised-limits"],
+)
+def test_a_crafted_error_body_is_scrubbed_only_up_to_the_message_limit(  # noqa: PLR0917
+    size: int,
+    settings: dict[str, int],
+    telemetry: Telemetry,
+    api: ScriptedApi,
+    session: requests.Session,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 64 KB (and, with raised limits, 1 MB) backtracking-bait message through a real call:
+    the patterns only ever see the message limit plus CUT_MARGIN characters, in at most
+    three readings (as is, percent- and form-decoded), so the cost is bounded by the limit
+    (figures: benchmarks/bench_scrub.py, docs/performance.md)."""
+    seen: list[int] = []
+    plain = _scrub._scrub_plain
+
+    def spy(text: str) -> str:
+        seen.append(len(text))
+        return plain(text)
+
+    monkeypatch.setattr(_scrub, "_scrub_plain", spy)
+    resolved = telemetry.instrument(load_settings(hosts=["127.0.0.1"], **settings))
+    message = (_BAIT * (size // len(_BAIT) + 1))[:size]
+    api.script(json_reply(400, {"message": message}))
+    session.get(f"{api.url}/v1/things", timeout=5)
+
+    recorded = _attributes(telemetry.span())[n.ATTR_ERROR_MESSAGE]
+    limit = resolved.message_max_length
+    assert recorded == message[:limit].rstrip()
+    assert 1 <= len(seen) <= 3
+    # 64: room for the leading spaces a message loses when it is stripped.
+    assert max(seen) <= limit + 64 + _scrub.CUT_MARGIN
 
 
 # --- ownership: uninstrument() removes what instrument() installed, nothing else ---------
