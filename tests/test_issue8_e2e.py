@@ -18,6 +18,7 @@ import math
 import random
 import socket
 import string
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from otel_productapi._core import names as n
 from otel_productapi._core import scrub as _scrub
 from otel_productapi._core.numbers import MAX_INT64
 from otel_productapi._core.routes import DEFAULT_LEARN_THRESHOLD
+from otel_productapi._telemetry import metrics as _metrics
 from otel_productapi._telemetry import tagger as _tagger
 from otel_productapi._telemetry.settings import load_settings
 from otel_productapi.retry import RetryingSession, RetryPolicy
@@ -142,6 +144,50 @@ def test_user_names_as_ids_are_learned_at_the_threshold(
     assert literal == [f"/v1/users/{name}/settings" for name in names[: len(literal)]]
     assert DEFAULT_LEARN_THRESHOLD - 1 <= len(literal) <= DEFAULT_LEARN_THRESHOLD
     assert templates[len(literal) :] == ["/v1/users/{id}/settings"] * (len(names) - len(literal))
+
+
+# --- cardinality pressure: past the cap, routes fold and classes stay exact --------------
+
+_WORDS = [
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+    "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo",
+    "sierra", "tango", "uniform", "victor", "whiskey", "xray", "yankee", "zulu",
+]  # fmt: skip
+
+
+def test_past_the_series_cap_every_429_keeps_its_class_end_to_end(
+    telemetry: Telemetry,
+    api: ScriptedApi,
+    session: requests.Session,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a 24-series table, 156 calls over 26 routes and two host names (half of them
+    429s): no call reaches the overflow series, and the totals per status, class and
+    retryability are exactly what was sent; the routes past the fold point read _OTHER."""
+    monkeypatch.setattr(_metrics, "MAX_SERIES", 24)
+    monkeypatch.setattr(_metrics, "FOLD_RESERVE", 6)
+    telemetry.instrument(hosts=["127.0.0.1", "localhost"])
+    sent: Counter[tuple[int, str | None]] = Counter()
+    for i, word in enumerate(_WORDS * 3):
+        for host in ("127.0.0.1", "localhost"):
+            status = 429 if (i + len(host)) % 2 else 200
+            api.script(json_reply(status, {"message": "slow down"} if status == 429 else {}))
+            session.get(f"http://{host}:{api.port}/v1/{word}/items", timeout=5)
+            sent[status, n.CLASS_RATE_LIMITED if status == 429 else None] += 1
+
+    series = telemetry.series(n.METRIC_CLIENT_REQUESTS)
+    assert len(series) <= 24
+    assert not [a for a, _ in series if "otel.metric.overflow" in a]
+    exported: Counter[tuple[int, str | None]] = Counter()
+    for attributes, value in series:
+        key = (attributes[n.ATTR_HTTP_RESPONSE_STATUS_CODE], attributes.get(n.ATTR_ERROR_CLASS))
+        exported[key] += int(value)
+        if attributes.get(n.ATTR_ERROR_CLASS) == n.CLASS_RATE_LIMITED:
+            assert attributes[n.ATTR_ERROR_RETRYABLE] is True
+    assert +exported == sent  # (+ drops the series made at 0)
+    folded = [a for a, v in series if a[n.ATTR_URL_TEMPLATE] == _metrics.FOLDED and v]
+    assert folded
+    assert all(a[n.ATTR_SERVER_ADDRESS] == _metrics.FOLDED for a in folded)
 
 
 # --- absurd numbers: nothing out of range on the span, OTLP export keeps working ---------
