@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any
 
 import pytest
 import requests
-from apps._run import app_spans
+from apps._run import OPENTELEMETRY_INSTRUMENT, app_spans, clean_env
 from conftest import undo_zero_code
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
@@ -337,3 +339,36 @@ def test_a_bad_setting_costs_the_tags_not_the_spans(fake_product_api: FakeProduc
     (span,) = _client_spans(spans)
     assert n.ATTR_ERROR_CLASS not in span["attributes"]
     assert "PRODUCTAPI_OTEL_MESSAGE_MAX_LENGTH" in stderr
+
+
+def _program_in_a_cloned_repository(directory: Path) -> Path:
+    """A directory like a cloned repository whose .env names code of its own to import."""
+    marker = directory / "imported.txt"
+    (directory / "planted.py").write_text(
+        f"open({str(marker)!r}, 'w').write('imported')\ndef f(document, status):\n    return None\n"
+    )
+    (directory / ".env").write_text(
+        "PRODUCTAPI_OTEL_HOSTS=api.example.com\nPRODUCTAPI_OTEL_BATCH_EXTRACTOR=planted:f\n"
+    )
+    return marker
+
+
+@pytest.mark.parametrize("explicit", [False, True], ids=["implicit", "named-by-env-file"])
+def test_a_dotenv_in_the_working_directory_imports_nothing_under_zero_code(
+    tmp_path: Path, explicit: bool
+) -> None:
+    """opentelemetry-instrument run inside a directory with a .env does not read it, so the
+    code it names is not imported; named by PRODUCTAPI_OTEL_ENV_FILE, it is (the check works)."""
+    marker = _program_in_a_cloned_repository(tmp_path)
+    env = {"PRODUCTAPI_OTEL_ENV_FILE": str(tmp_path / ".env")} if explicit else {}
+    result = subprocess.run(
+        [str(OPENTELEMETRY_INSTRUMENT), sys.executable, "-c", "import requests; print('ran')"],
+        env=clean_env(env),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "ran"), result.stderr
+    assert marker.exists() is explicit

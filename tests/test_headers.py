@@ -182,6 +182,49 @@ def test_retry_after_absent() -> None:
 
 
 @pytest.mark.parametrize(
+    "raw",
+    [
+        "pk_live_muQ2GzWVPworJzUMbvwDW8I8",
+        "AKIAIOSFODNN7EXAMPLE",
+        "req-ghp_" + "a1B2c3D4e5" * 4,
+        "200-000-0000",
+        "req-0151/12345678",
+        "password:yWA04zWVPwo",
+    ],
+    ids=[
+        "stripe-key",
+        "aws-key",
+        "github-token-after-prefix",
+        "nanp-phone",
+        "de-phone",
+        "secret-pair",
+    ],
+)
+def test_request_id_of_plain_characters_holding_a_key_or_phone_is_scrubbed(raw: str) -> None:
+    """An id of id characters only is still scrubbed when it holds a key or a phone number."""
+    found = request_id(headers(x_request_id=raw), ["x-request-id"])
+    assert found is not None
+    assert "{token}" in found or "{phone}" in found or "{secret}" in found
+    assert raw[-7:] not in found
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "550e8400-e29b-41d4-a716-446655440000",
+        "12345678-1234-4234-8234-123456789012",
+        "2024-01-15T10:00:00Z-7f3a",
+        "1-67891233-abcdef012345678912345678",
+        "token:expired",
+    ],
+    ids=["uuid", "uuid-digit-groups", "timestamped", "aws-trace-id", "pair-of-words"],
+)
+def test_ordinary_request_ids_are_kept_whichever_path_reads_them(raw: str) -> None:
+    """UUIDs, timestamps and trace ids are recorded unchanged, phone hint or not."""
+    assert request_id(headers(x_request_id=raw), ["x-request-id"]) == raw
+
+
+@pytest.mark.parametrize(
     ("expected", "raw"),
     [
         ("abc-123", "abc-123"),
@@ -197,6 +240,24 @@ def test_retry_after_absent() -> None:
 def test_request_id_is_cleaned(expected: str | None, raw: str) -> None:
     """Request ids keep printable ASCII only, stripped and cut to max_length."""
     assert expected == request_id(headers(x_request_id=raw), ["x-request-id"], max_length=10)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "josé.garcía@例子.中国",
+        "req jürgen@münchen.de",
+        "josé.garcía@例子.中国".encode().decode("latin-1"),  # as http.client reads it
+    ],
+    ids=["unicode", "after-a-word", "utf-8-read-as-latin-1"],
+)
+def test_request_id_with_a_non_ascii_email_leaves_no_remnant(raw: str) -> None:
+    """A non-ASCII e-mail is scrubbed whole, not cut down to its ASCII letters first."""
+    found = request_id(headers(x_request_id=raw), ["x-request-id"])
+    assert found is not None
+    assert found.endswith("{email}")
+    assert "garca" not in found
+    assert "rgen" not in found
 
 
 def test_request_id_first_usable_name_wins() -> None:

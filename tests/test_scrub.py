@@ -102,6 +102,40 @@ def test_phones_are_replaced(expected: str, text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("expected", "text"),
+    [
+        ("no user {email}", "no user j%C3%BCrgen%40m%C3%BCnchen.de"),
+        ("user {email}", "user jane%40m%C3%BCnchen.de"),
+        ("phone={phone} sent", "phone=%2B1+%28415%29+555-0100 sent"),
+        ("to={phone}", "to=030+1234567"),
+        ("to={phone}", "to=%2B44+%280%2920+7946+0958"),
+        ("call {phone} now", "call 030 / 1234567 now"),
+        ("call {phone} now", "call +49 (0) 30 / 123 456 78 now"),
+    ],
+    ids=[
+        "percent-encoded-non-ascii-email",
+        "percent-encoded-non-ascii-domain",
+        "form-encoded-us-phone",
+        "form-encoded-national-phone",
+        "form-encoded-trunk-prefix",
+        "spaced-slash",
+        "trunk-prefix-spaced-slash",
+    ],
+)
+def test_encoded_and_spaced_personal_data_in_messages_is_replaced(expected: str, text: str) -> None:
+    """Messages echoing percent- or form-encoded values, or spaced separators, are scrubbed."""
+    assert expected == scrub_text(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["a+b=c 100% sure", "50%+ of calls", "q=red+shoes&page=2", "rate 3+4 %20"]
+)
+def test_plus_and_percent_alone_change_nothing(text: str) -> None:
+    """A "+" or "%" in ordinary text keeps the text as it is (no decoded reading wins)."""
+    assert scrub_text(text) == text
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "page 2 of 10",

@@ -83,12 +83,17 @@ def test_variable_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) ->
     assert load_settings().hosts == ["api.example.com"]
 
 
-def test_a_dotenv_file_in_the_working_directory_is_not_read(tmp_path: Path) -> None:
+def test_a_dotenv_file_in_the_working_directory_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A cloned repository's .env configures nothing, and names no code to import."""
     (tmp_path / "planted.py").write_text("raise SystemExit('imported from .env')\n")
     (tmp_path / ".env").write_text(
         "PRODUCTAPI_OTEL_HOSTS=api.example.com\nPRODUCTAPI_OTEL_BATCH_EXTRACTOR=planted:f\n"
     )
+    # In that directory, with it importable: reading the .env would import planted.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
     settings = load_settings()
     assert (settings.hosts, settings.batch_extractor) == ([], None)
 
@@ -221,8 +226,9 @@ def test_a_megabyte_of_bad_input_gives_a_short_message(
         ("a" * 64 + ".example.com", "host pattern 'aaaa"),
         ("*", "host pattern '*'"),
         ("api..example.com", "host pattern 'api..example.com'"),
+        ("a" * 300, "(300 characters)"),
     ],
-    ids=["colon", "double-colon", "label-over-63", "bare-wildcard", "empty-label"],
+    ids=["colon", "double-colon", "label-over-63", "bare-wildcard", "empty-label", "300-chars"],
 )
 def test_host_patterns_must_be_host_names(
     monkeypatch: pytest.MonkeyPatch, pattern: str, fragment: str
@@ -232,6 +238,13 @@ def test_host_patterns_must_be_host_names(
     with pytest.raises(SettingsError, match=r"^PRODUCTAPI_OTEL_HOSTS: ") as info:
         load_settings()
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("hosts", [[""], ["api.example.com", " "]], ids=["empty", "blank"])
+def test_an_empty_host_pattern_is_refused(hosts: list[str]) -> None:
+    """An empty pattern (which would match nothing, or everything) fails fast."""
+    with pytest.raises(SettingsError, match=r"^PRODUCTAPI_OTEL_HOSTS: host pattern '\s*' is empty"):
+        load_settings(hosts=hosts)
 
 
 def test_direct_construction_raises_pydantic_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,6 +12,7 @@ waits are finite floats in ``0 .. MAX_WAIT_SECONDS``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from email.utils import parsedate_to_datetime
 from typing import Final, Literal, Protocol
 
 from otel_productapi._core.cache import BoundedCache
-from otel_productapi._core.scrub import scrub_text
+from otel_productapi._core.scrub import has_credential, has_secret_pair, scrub_text
 
 __all__ = [
     "EPOCH_MILLISECONDS_THRESHOLD",
@@ -62,6 +63,10 @@ _NUMBER_RE: Final = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,9})?")
 # "Root=1-…;…" trace headers). Anything else (spaces, "@", "+", "=") is cleaned
 # and scrubbed first: servers echo e-mails and "Bearer …" into these headers.
 _PLAIN_ID_RE: Final = re.compile(r"[A-Za-z0-9._:;/\-]+")
+#: A group of digits at a word start followed by a separator and a digit
+#: ("555-123-4567", "0151/12345678"): a plain id holding it may be a phone
+#: number, so it takes the scrubbing path (a UUID rarely does: its groups are hex).
+_PHONE_HINT_RE: Final = re.compile(r"(?<![0-9A-Za-z])[0-9]{2,5}[./\-][0-9]")
 
 
 class Headers(Protocol):
@@ -236,11 +241,13 @@ def request_id(headers: Headers, names: Sequence[str], max_length: int = 128) ->
     """The first of ``names`` (lower-case) present with a usable value, safe to record.
 
     An id made only of letters, digits and ``. _ : ; / -`` (UUIDs, ULIDs,
-    ``req_…``, AWS trace ids) is recorded as it is, cut to ``max_length``.
-    Anything else has non-printable and non-ASCII characters removed and
-    surrounding spaces stripped, then goes through ``scrub_text``: servers
-    echo e-mails and ``Bearer …`` into these headers. A header whose value is
-    empty after cleaning counts as absent.
+    ``req_…``, AWS trace ids) is recorded as it is, cut to ``max_length``,
+    unless it holds a JWT, an API key of a known shape (``sk_live_…``,
+    ``AKIA…``, ``ghp_…``), a ``password:…`` pair or what may be a phone
+    number. Anything else goes through ``scrub_text`` (servers echo e-mails
+    and ``Bearer …`` into these headers), control characters removed first,
+    then keeps its printable ASCII characters, stripped. A header whose
+    value is empty after cleaning counts as absent.
     """
     if max_length <= 0:
         return None
@@ -254,6 +261,9 @@ def request_id(headers: Headers, names: Sequence[str], max_length: int = 128) ->
             and len(raw) <= max_length
             and _PLAIN_ID_RE.fullmatch(raw)
             and "eyJ" not in raw
+            and not has_credential(raw)
+            and _PHONE_HINT_RE.search(raw) is None
+            and not (":" in raw and has_secret_pair(raw))
         ):
             return raw
         if isinstance(raw, bytes):
@@ -269,6 +279,14 @@ def request_id(headers: Headers, names: Sequence[str], max_length: int = 128) ->
 def _cleaned(raw: str, max_length: int) -> str:
     # Cut first so a megabyte header costs no more than a short one.
     value = raw[: 4 * max_length + 64]
-    if not (value.isascii() and value.isprintable()):
-        value = "".join(c for c in value if " " <= c <= "~")
-    return scrub_text(value.strip(), max_length=max_length).rstrip()
+    if value.isascii() and value.isprintable():
+        return scrub_text(value.strip(), max_length=max_length).rstrip()
+    # Scrubbed before its non-ASCII characters go, so that an e-mail such as
+    # "josé@例子.中国" is seen whole (not as "jos@." once they are dropped).
+    # HTTP clients read header bytes as Latin-1: UTF-8 is read again as such.
+    if not value.isascii():
+        with contextlib.suppress(UnicodeError):
+            value = value.encode("latin-1").decode("utf-8")
+    value = "".join(c for c in value if c.isprintable()).strip()
+    scrubbed = scrub_text(value, max_length=max_length)
+    return "".join(c for c in scrubbed if " " <= c <= "~").strip()

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import re
 from typing import Final
+from urllib.parse import unquote, unquote_plus
 
 __all__ = [
     "CUT_MARGIN",
@@ -59,6 +60,7 @@ __all__ = [
     "SECRET",
     "TOKEN",
     "has_credential",
+    "has_secret_pair",
     "looks_random",
     "scrub_text",
 ]
@@ -89,6 +91,10 @@ CUT_MARGIN: Final = 1024
 # "(?=(X))\1" matches X atomically (Python 3.10 has no atomic groups): the
 # labels, each a run followed by "." and another label character, are taken
 # greedily once, and the TLD must follow them, ending the domain.
+# A percent-encoded domain ("m%C3%BCnchen.de", as a URL echoed in a message
+# spells it) is found in the percent-decoded reading (``_scrub_decoded``),
+# not here: "%XX" as a label character would make every "%40" in a long run
+# of them scan 63 characters ahead.
 _AT_DOMAIN_RE: Final = re.compile(
     r"(?:@|%40)(?=((?:[\w\-]{1,63}\.(?=[\w\-])){1,8}))\1"
     r"(?:[^\W\d_]{2,63}|xn--[\w\-]{1,59})(?![\w\-]|\.[\w\-])"
@@ -203,6 +209,12 @@ _KV_RE: Final = re.compile(
     r"(?:(?P<quote>[\"'])(?P<quoted>[^\"'\r\n{]{1,256})|(?P<value>[^\s\"'&,;<>{}()\[\]]{1,256}))"
 )
 _SECRETISH_RE: Final = re.compile(r"[0-9]|.[A-Z]|[^A-Za-z]|.{12}")
+
+
+def has_secret_pair(text: str) -> bool:
+    """True when ``text`` holds a ``key=value`` or ``key: value`` pair whose value
+    ``scrub_text`` replaces (``password:yWA04zWVPwo``, not ``token: expired``)."""
+    return any(_kv_placeholder(m) != m.group() for m in _KV_RE.finditer(text))
 
 
 def _auth_placeholder(match: re.Match[str]) -> str:
@@ -320,7 +332,9 @@ def _secret_placeholder(match: re.Match[str]) -> str:
 # mandatory, so a digit string splits into groups one way only and a failed
 # attempt backtracks a bounded amount.
 
-_SEP: Final = r"(?:[ .\-/]|%20)"
+# A separator: a space, ".", "-", "/" (or "%20"), or ".", "-", "/" with a
+# space on either side ("030 / 1234567", "+49 (0) 30 / 123 456 78").
+_SEP: Final = r"(?: ?[.\-/] ?|[ .\-/]|%20)"
 _INTL_PHONE_RE: Final = re.compile(
     r"(?<![\w+%])(?P<lead>\+|%2[Bb]|00(?=[1-9]))"
     # At least seven digits close together, or no need to look further.
@@ -340,9 +354,9 @@ _NANP_PHONE_RE: Final = re.compile(
 _GROUPED_PHONE_RE: Final = re.compile(
     _NOT_AFTER_NUMBER +
     # A trunk "0" or three groups, and nine digits, or no need to look further.
-    r"(?=0\d|\d{1,5}[ .\-/]\d{2,8}[ .\-/]\d\d)(?=(?:[ .\-/]?\d){9})"
+    r"(?=0\d|\d{1,5}[ .\-/]{1,3}\d{2,8}[ .\-/]{1,3}\d\d)(?=(?:[ .\-/]{0,3}\d){9})"
     r"(?!(?:19|20)\d\d-\d\d-\d\d(?!\d))"  # ISO dates, frequent in logs
-    r"\d{1,5}(?P<sep>[ .\-/])\d{2,8}(?:(?P=sep)\d{2,8}){0,4}" + _NOT_BEFORE_NUMBER
+    r"\d{1,5}(?P<sep> ?[.\-/] ?|[ .\-/])\d{2,8}(?:(?P=sep)\d{2,8}){0,4}" + _NOT_BEFORE_NUMBER
 )
 _PHONE_PIECE_RE: Final = re.compile(r"\(\d+\)|\d+")
 _YEAR_RE: Final = re.compile(r"(?:19|20)\d\d")
@@ -419,6 +433,43 @@ def scrub_text(text: str, *, max_length: int | None = None) -> str:
 
 
 def _scrub(text: str) -> str:
+    result = _scrub_plain(text)
+    return _scrub_decoded(result) if "%" in result or "+" in result else result
+
+
+_PLACEHOLDERS: Final = (EMAIL, PHONE, TOKEN, SECRET)
+
+
+def _placeholders(text: str) -> int:
+    return sum(text.count(p) for p in _PLACEHOLDERS)
+
+
+def _scrub_decoded(text: str) -> str:
+    """``text`` (already scrubbed) read percent-decoded, and form-decoded, too.
+
+    Messages echo URLs and form values as they were sent
+    (``no user j%C3%BCrgen%40m%C3%BCnchen.de``, ``phone=%2B1+%28415%29+555-0100``,
+    ``to=030+1234567``).
+    When a decoded reading holds more to replace than the text did, the
+    reading that replaced most (then: that left least text besides
+    placeholders), scrubbed, is the result; otherwise the text is kept.
+    """
+    best = text
+    best_rank = (0, 0)
+    readings = ([unquote] if "%" in text else []) + ([unquote_plus] if "+" in text else [])
+    for decode in readings:
+        decoded = decode(text, errors="replace")
+        if decoded == text:
+            continue
+        scrubbed = _scrub_plain(decoded)
+        found = _placeholders(scrubbed) - _placeholders(decoded)
+        rank = (found, -len(scrubbed) + sum(len(p) * scrubbed.count(p) for p in _PLACEHOLDERS))
+        if found > 0 and rank > best_rank:
+            best, best_rank = scrubbed, rank
+    return best
+
+
+def _scrub_plain(text: str) -> str:
     # Nothing we replace is shorter than 6 characters ("a@b.co").
     if len(text) < 6:
         return text

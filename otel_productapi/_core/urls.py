@@ -247,9 +247,9 @@ def _scrub_query_part(raw: str) -> str:
     hand-built URL can hold a literal ``+`` (``+4915112345678``,
     ``john+doe%40example.com``). Both readings are scrubbed; when both
     change, the one that leaves less text besides placeholders wins (it
-    recognised more), and the result is checked again until neither
-    reading changes. Should a pathological value keep changing, it is
-    replaced whole.
+    recognised more; on a tie the form reading, as clients send it), and
+    the result is checked again until neither reading changes. Should a
+    pathological value keep changing, it is replaced whole.
     """
     value = raw
     for _ in range(_SCRUB_ROUNDS):
@@ -258,7 +258,7 @@ def _scrub_query_part(raw: str) -> str:
         spaced = unquote_plus(value, errors="replace") if "+" in value else literal
         spaced_scrubbed = scrub_text(spaced) if "+" in value else scrubbed
         if spaced_scrubbed != spaced and (
-            scrubbed == literal or _unplaced(spaced_scrubbed) < _unplaced(scrubbed)
+            scrubbed == literal or _unplaced(spaced_scrubbed) <= _unplaced(scrubbed)
         ):
             value = quote(spaced_scrubbed, safe=_QUERY_SAFE + " ").replace(" ", "+")
         elif scrubbed != literal:

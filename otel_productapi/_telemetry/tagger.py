@@ -30,7 +30,12 @@ from typing import Final
 from opentelemetry.trace import Span
 
 from otel_productapi._core import names as n
-from otel_productapi._core.body import BatchExtractor, json_document, message_from_document
+from otel_productapi._core.body import (
+    BatchExtractor,
+    BatchOutcome,
+    json_document,
+    message_from_document,
+)
 from otel_productapi._core.cache import BoundedCache
 from otel_productapi._core.headers import Headers, ratelimit_fields, request_id
 from otel_productapi._core.numbers import MAX_BATCH_ITEMS, count
@@ -283,7 +288,8 @@ class Tagger:
             failed = count(found.failed_items, MAX_BATCH_ITEMS)
             if items is None or failed is None or failed > items:
                 raise TypeError("batch extractor returned impossible counts")
-            label = found.outcome
+            # The label follows from the counts; an extractor's own could be anything.
+            label = BatchOutcome(items, failed).outcome
         except Exception as exc:  # noqa: BLE001 - a user's extractor must not cost the core tags
             _log_once("batch extractor", exc, level=logging.WARNING)
             return
