@@ -21,7 +21,7 @@ from email.utils import parsedate_to_datetime
 from typing import Final, Literal, Protocol
 
 from otel_productapi._core.cache import BoundedCache
-from otel_productapi._core.scrub import has_credential, has_secret_pair, scrub_text
+from otel_productapi._core.scrub import has_api_key, has_secret_pair, scrub_text
 
 __all__ = [
     "EPOCH_MILLISECONDS_THRESHOLD",
@@ -260,9 +260,10 @@ def request_id(headers: Headers, names: Sequence[str], max_length: int = 128) ->
             type(raw) is str
             and len(raw) <= max_length
             and _PLAIN_ID_RE.fullmatch(raw)
-            and "eyJ" not in raw
-            and not has_credential(raw)
-            and _PHONE_HINT_RE.search(raw) is None
+            and "eyJ" not in raw  # no JWT
+            and not has_api_key(raw)
+            # A phone number needs a separator; most ids have none.
+            and not (("-" in raw or "." in raw or "/" in raw) and _PHONE_HINT_RE.search(raw))
             and not (":" in raw and has_secret_pair(raw))
         ):
             return raw

@@ -59,6 +59,7 @@ __all__ = [
     "PHONE",
     "SECRET",
     "TOKEN",
+    "has_api_key",
     "has_credential",
     "has_secret_pair",
     "looks_random",
@@ -188,6 +189,11 @@ _KEY_RE: Final = re.compile(
 def has_credential(text: str) -> bool:
     """True when ``text`` holds a JWT or an API key with a known prefix (``KEY_PREFIXES``)."""
     return _KEY_RE.search(text) is not None or _JWT_RE.search(text) is not None
+
+
+def has_api_key(text: str) -> bool:
+    """True when ``text`` holds an API key with a known prefix (``KEY_PREFIXES``)."""
+    return _KEY_RE.search(text) is not None
 
 
 # password=..., "api_key": "...", clientSecret: ..., X-Session-Token=...: the
