@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import requests
@@ -183,3 +183,12 @@ def instrument(variant: str, path: str) -> Callable[[], None]:
 
 
 VARIANTS: Final = ("instrumentor", "floor", "ours")
+
+_sessions: dict[str, requests.Session] = {}
+
+
+def run(path: str, urls: Sequence[str]) -> None:
+    """GET every URL in turn with one session (made on first use)."""
+    send = (_sessions.get(path) or _sessions.setdefault(path, session(path))).get
+    for url in urls:
+        send(url)

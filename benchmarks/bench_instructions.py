@@ -33,7 +33,11 @@ _HERE: Final = Path(__file__).resolve().parent
 _COLLECTED: Final = re.compile(r"Collected\s*:\s*(\d+)")
 _WARM_UP: Final = 100
 #: Rigs by client: module (in benchmarks/) and the paths it measures.
-RIGS: Final = {"requests": "_requests_rig"}
+RIGS: Final = {
+    "requests": "_requests_rig",
+    "httpx": "_httpx_rig",
+    "httpx-async": "_httpx_async_rig",
+}
 
 
 def _worker(client: str, variant: str, path: str, count: int) -> None:
@@ -41,18 +45,16 @@ def _worker(client: str, variant: str, path: str, count: int) -> None:
     sys.path.insert(0, str(_HERE))
     rig = importlib.import_module(RIGS[client])
     rig.instrument(variant, path)
-    send = rig.session(path).get
     url = rig.URL
-    for i in range(_WARM_UP):
-        send(url.format(1_000_000 + i))
+    rig.run(path, [url.format(1_000_000 + i) for i in range(_WARM_UP)])
+    urls = [url.format(2_000_000 + i) for i in range(count)]
     # What start-up left (modules, the instrumentations, warm caches) is moved out
     # of the collector's reach: a full collection walks every object, so whether
     # one lands in a run, and how many modules a variant imported, would otherwise
     # swing the per-request count by thousands. Per-request garbage is still collected.
     gc.collect()
     gc.freeze()
-    for i in range(count):
-        send(url.format(2_000_000 + i))
+    rig.run(path, urls)
 
 
 def _instructions(client: str, variant: str, path: str, count: int) -> int:
