@@ -6,6 +6,8 @@ start/stop/port lifecycle so each of them only says how to answer.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,9 +18,33 @@ _S = TypeVar("_S", bound="LoopbackServer")
 
 
 class _QuietServer(ThreadingHTTPServer):
-    """A threaded server that does not print a client hanging up as an error."""
+    """A threaded server that does not print a client hanging up as an error,
+    and can close the connections it still holds open."""
 
     daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Hang up on every client still connected (kept-alive connections included)."""
+        with self._open_lock:
+            connections = list(self._open)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # the client hung up already
+                connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that closes an unread streamed response resets the
@@ -41,7 +67,7 @@ class LoopbackServer:
 
     def __init__(self, *, port: int = 0) -> None:
         self._port = port
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: _QuietServer | None = None
         self._thread: threading.Thread | None = None
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -63,11 +89,16 @@ class LoopbackServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port. Safe to call twice."""
+        """Stop serving, hang up on connected clients and release the port. Safe to call twice.
+
+        Kept-alive connections are closed too: otherwise a client's pooled
+        connection would still be answered by a stopped server.
+        """
         httpd, thread = self._httpd, self._thread
         self._httpd, self._thread = None, None
         if httpd is not None:
             httpd.shutdown()
+            httpd.close_connections()
             httpd.server_close()
         if thread is not None:
             thread.join(timeout=5)
