@@ -19,7 +19,15 @@ from typing import Any, Final
 
 import httpcore
 import httpx
-from _requests_rig import HOST, PATHS, TEMPLATE, URL, providers, varying_headers
+from _requests_rig import (
+    HOST,
+    PATHS,
+    TEMPLATE,
+    URL,
+    floor_attributes,
+    providers,
+    varying_headers,
+)
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.trace import Span
 
@@ -63,26 +71,9 @@ def client(path: str) -> httpx.Client:
     return httpx.Client(transport=transport, trust_env=False)
 
 
-def _attributes(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    status = PATHS[path][0]
-    response: dict[str, Any] = {
-        "productapi.ratelimit.limit": 100,
-        "productapi.ratelimit.remaining": 42 if status == 200 else 0,
-        "productapi.ratelimit.reset": 30.0,
-        "productapi.request_id": "req_7f9c2b1e4a",
-    }
-    if status == 429:
-        response |= {
-            "productapi.error.class": "rate_limited",
-            "productapi.error.retryable": True,
-            "productapi.error.message": "Too many requests for this endpoint",
-        }
-    return {"url.template": TEMPLATE}, response
-
-
 def floor_hooks(path: str, *, coroutines: bool = False) -> dict[str, Callable[..., Any]]:
     """Hooks that set what ours set, from constants, and count the call under a lock."""
-    request_attributes, response_attributes = _attributes(path)
+    request_attributes, response_attributes = floor_attributes(path)
     name = f"GET {TEMPLATE}"
     lock = threading.Lock()
     counts: dict[tuple[str, str, str, int], int] = {}

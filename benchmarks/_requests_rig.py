@@ -122,10 +122,9 @@ def providers() -> tuple[TracerProvider, MeterProvider]:
     return tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()])
 
 
-def floor_hooks(path: str) -> tuple[Callable[..., None], Callable[..., None]]:
-    """Hooks that set what ours set, from constants, and count the call under a lock."""
+def floor_attributes(path: str) -> tuple[dict[str, str], dict[str, str | bool | int | float]]:
+    """What our hooks set on a request and on its response for ``path``, as constants."""
     status = PATHS[path][0]
-    request_attributes = {"url.template": TEMPLATE}
     response_attributes: dict[str, str | bool | int | float] = {
         "productapi.ratelimit.limit": 100,
         "productapi.ratelimit.remaining": 42 if status == 200 else 0,
@@ -138,6 +137,13 @@ def floor_hooks(path: str) -> tuple[Callable[..., None], Callable[..., None]]:
             "productapi.error.retryable": True,
             "productapi.error.message": "Too many requests for this endpoint",
         }
+    return {"url.template": TEMPLATE}, response_attributes
+
+
+def floor_hooks(path: str) -> tuple[Callable[..., None], Callable[..., None]]:
+    """Hooks that set what ours set, from constants, and count the call under a lock."""
+    status = PATHS[path][0]
+    request_attributes, response_attributes = floor_attributes(path)
     name = f"GET {TEMPLATE}"
     lock = threading.Lock()
     counts: dict[tuple[str, str, str, int], int] = {}
