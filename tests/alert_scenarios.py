@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import yaml
+from repo_paths import ROOT
 
 from otel_productapi._core import names
 
-ROOT: Final = Path(__file__).resolve().parent.parent
 TESTS_DIR: Final = ROOT / "alerts" / "tests"
 SCENARIOS_DIR: Final = TESTS_DIR / "scenarios"
 README: Final = ROOT / "alerts" / "README.md"

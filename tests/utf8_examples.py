@@ -27,8 +27,8 @@ from typing import Any, Final
 
 import yaml
 from alert_scenarios import UTF8_LABELS, UTF8_METRICS
+from repo_paths import ROOT
 
-ROOT: Final = Path(__file__).resolve().parent.parent
 EXAMPLES: Final = ROOT / "examples"
 ALERTMANAGER: Final = EXAMPLES / "alertmanager.yml"
 ALERTMANAGER_UTF8: Final = EXAMPLES / "alertmanager-utf8.yml"

@@ -2,7 +2,7 @@
 
 httpx tells a transport nothing about whether the caller asked for a
 streamed response (``client.stream(...)``, ``send(..., stream=True)``): only
-``Client.send``'s own ``stream`` argument says so. tests/test_httpx_private.py
+``Client.send``'s own ``stream`` argument says so. tests/adapters/httpx/test_httpx_private.py
 fails loudly if a release changes what this reads.
 """
 

@@ -2,7 +2,7 @@
 
 ``requests`` has no public way to ask "is the body already in memory?"
 without reading it (``response.content`` reads a streamed body), nor "where
-did the body start?" for a file body it sent. tests/test_requests_private.py
+did the body start?" for a file body it sent. tests/adapters/requests/test_requests_private.py
 fails loudly if a release renames what these read.
 """
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from repo_paths import ROOT
 
 from otel_productapi._core import names as _names
 
-DOC = (Path(__file__).parent.parent / "docs" / "telemetry.md").read_text(encoding="utf-8")
+DOC = (ROOT / "docs" / "telemetry.md").read_text(encoding="utf-8")
 
 
 def _telemetry_names() -> list[str]:

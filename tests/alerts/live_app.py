@@ -1,9 +1,9 @@
 """An instrumented app for the live Prometheus test: calls a Product API in a loop.
 
-Run as a subprocess by ``tests/test_live_prometheus.py``::
+Run as a subprocess by ``tests/alerts/test_live_prometheus.py``::
 
-    python tests/live_app.py --api-url http://127.0.0.1:PORT --rate 20
-    python tests/live_app.py --api-url ... --otlp-endpoint http://127.0.0.1:9090/api/v1/otlp/v1/metrics
+    python tests/alerts/live_app.py --api-url http://127.0.0.1:PORT --rate 20
+    python tests/alerts/live_app.py --api-url ... --otlp-endpoint http://127.0.0.1:9090/api/v1/otlp/v1/metrics
 
 It instruments ``requests`` with ``otel_productapi.instrument``. By default a
 ``PrometheusMetricReader`` serves ``/metrics`` with ``prometheus_client`` on a

@@ -22,6 +22,7 @@ from pathlib import Path
 import alert_scenarios as scenarios
 import pytest
 import yaml
+from repo_paths import ROOT
 
 from otel_productapi.rules import RulesSettings, render_rules
 from otel_productapi.testing._tools import tool_path
@@ -187,7 +188,7 @@ def test_every_alert_fires_and_stays_silent_in_every_variant() -> None:
 def test_the_generated_checks_can_fail(tmp_path: Path) -> None:
     """Shift one expected firing time by one evaluation: promtool must reject the file."""
     variant, scenario = scenarios.VARIANTS[0], scenarios.SCENARIOS_DIR / "unreachable.yml"
-    text = scenarios.render_file(scenario, variant, rules_dir=str(scenarios.ROOT / "alerts"))
+    text = scenarios.render_file(scenario, variant, rules_dir=str(ROOT / "alerts"))
     document = yaml.safe_load(text)
     first = document["tests"][0]["promql_expr_test"][0]
     minutes, seconds = re.fullmatch(r"(\d+)m(\d+)s", first["eval_time"]).groups()  # type: ignore[union-attr]

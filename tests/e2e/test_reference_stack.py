@@ -54,7 +54,6 @@ from otel_productapi.testing.stack import (
     wait_until,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 SERVICE = "checkout"
 USER_ROUTE = "/v1/projects/{project}/users/{user_id}"
 TIME_SCALE = 0.2

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from repo_paths import ROOT
 
-PACKAGE = Path(__file__).resolve().parents[1] / "otel_productapi"
+PACKAGE = ROOT / "otel_productapi"
 THIRD_PARTY = ("requests", "urllib3", "httpx", "httpcore", "opentelemetry", "pydantic", "yaml")
 
 

@@ -42,12 +42,13 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
+from repo_paths import ROOT
 
 from otel_productapi.rules import RulesSettings, render_rules
 from otel_productapi.testing import FakeProductApi
 from otel_productapi.testing._tools import tool_path
 
-ROOT = Path(__file__).resolve().parent.parent
+LIVE_APP = Path(__file__).with_name("live_app.py")
 EXAMPLES = ROOT / "examples"
 TIME_SCALE = 0.1
 #: Grafana's variables, as the dashboard's "All" selection and a rate window of 10 samples.
@@ -268,7 +269,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
         prometheus = f"http://127.0.0.1:{prom_port}"
 
         # The instrumented app, calling the fake Product API: scraped, or pushing OTLP.
-        app_args = [sys.executable, str(ROOT / "tests" / "live_app.py"), "--api-url", api.url]
+        app_args = [sys.executable, str(LIVE_APP), "--api-url", api.url]
         if mode.utf8:
             app_args += ["--otlp-endpoint", f"{prometheus}/api/v1/otlp/v1/metrics"]
         app_log = tmp_path / "app.log"

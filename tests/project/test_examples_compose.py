@@ -2,7 +2,7 @@
 
 Docker does not run here: these tests parse the files and cross-check every
 port, path, mounted file, environment variable, service reference and image
-version instead (tests/test_reference_stack.py runs the same configs as
+version instead (tests/e2e/test_reference_stack.py runs the same configs as
 local processes). The collector config takes its addresses from
 ``${env:NAME:-default}`` variables whose defaults are what compose runs.
 """
@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from repo_paths import ROOT
 
 from otel_productapi.testing.stack import (
     OtelCollector,
@@ -27,7 +28,6 @@ from otel_productapi.testing.stack import (
     tools_manifest,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "examples" / "collector"
 COMPOSE_FILE = HERE / "docker-compose.yml"
 

@@ -2,7 +2,7 @@
 
 They are generated from the classic ones by ``tests/utf8_examples.py``; the
 live test runs them against Prometheus 3 and Alertmanager 0.31
-(``tests/test_live_prometheus.py``). Here: they are current, every query parses
+(``tests/alerts/test_live_prometheus.py``). Here: they are current, every query parses
 (promtool 3 for the UTF-8 dashboard, 2.42 for the classic one), and no classic
 name is left behind.
 """

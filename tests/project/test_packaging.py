@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from importlib.metadata import metadata
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from repo_paths import ROOT
+
 REPOSITORY = "https://github.com/otel-productapi/otel-productapi"
 #: Markdown links: [text](target)
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")

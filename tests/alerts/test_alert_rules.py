@@ -13,11 +13,11 @@ from typing import Any
 import alert_scenarios
 import pytest
 import yaml
+from repo_paths import ROOT
 
 from otel_productapi.rules import RULE_FILES, RulesSettings, command, render_groups, render_rules
 from otel_productapi.rules.settings import parse_duration
 
-ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "alerts"
 ALERT_NAMES = (
     "ProductApiRateLimitStorm",
