@@ -257,3 +257,16 @@ def test_plugin_import_stays_light() -> None:
         cwd=Path(__file__).parent,
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_stop_hangs_up_on_kept_alive_connections() -> None:
+    """A pooled connection is not answered once the server is stopped."""
+    import requests
+
+    api = FakeProductApi().start()
+    session = requests.Session()
+    url = f"http://127.0.0.1:{api.port}/v1/projects/p1/users/u1"
+    assert session.get(url).status_code == 200
+    api.stop()
+    with pytest.raises(requests.ConnectionError):
+        session.get(url)

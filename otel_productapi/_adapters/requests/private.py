@@ -62,6 +62,6 @@ def header_reader(response: requests.Response) -> Headers:
     """
     headers = response.headers
     store = getattr(headers, _STORE, None)
-    if type(headers) is CaseInsensitiveDict and type(store) is dict:
+    if type(headers) is CaseInsensitiveDict and isinstance(store, dict):  # an OrderedDict
         return _StoreReader(store)
     return headers

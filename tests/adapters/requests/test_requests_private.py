@@ -56,3 +56,20 @@ def test_a_body_that_is_not_a_file_has_no_position() -> None:
     """bytes bodies have no position to go back to (they are sent again as they are)."""
     prepared = requests.Request("POST", "http://127.0.0.1/v1/x", data=b"abc").prepare()
     assert body_position(prepared) is None
+
+
+def test_header_reader_reads_the_store_behind_requests_headers() -> None:
+    """The reader answers from requests' header store, not through the public dict."""
+    from requests.structures import CaseInsensitiveDict
+
+    from otel_productapi._adapters.requests.private import header_reader
+
+    response = requests.Response()
+    response.headers = CaseInsensitiveDict({"X-RateLimit-Limit": "100", "X-Request-Id": "r1"})
+    reader = header_reader(response)
+    assert not isinstance(reader, CaseInsensitiveDict)
+    assert (reader.get("x-ratelimit-limit"), reader.get("x-request-id")) == ("100", "r1")
+    assert reader.get("retry-after") is None
+    plain = requests.Response()
+    plain.headers = {"x-request-id": "r2"}  # type: ignore[assignment]
+    assert header_reader(plain) is plain.headers
