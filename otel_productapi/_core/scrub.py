@@ -64,6 +64,7 @@ __all__ = [
     "has_secret_pair",
     "looks_random",
     "scrub_text",
+    "unplaced_length",
 ]
 
 EMAIL: Final = "{email}"
@@ -188,7 +189,7 @@ _KEY_RE: Final = re.compile(
 
 def has_credential(text: str) -> bool:
     """True when ``text`` holds a JWT or an API key with a known prefix (``KEY_PREFIXES``)."""
-    return _KEY_RE.search(text) is not None or _JWT_RE.search(text) is not None
+    return has_api_key(text) or _JWT_RE.search(text) is not None
 
 
 def has_api_key(text: str) -> bool:
@@ -450,6 +451,12 @@ def _placeholders(text: str) -> int:
     return sum(text.count(p) for p in _PLACEHOLDERS)
 
 
+def unplaced_length(text: str) -> int:
+    """How much of ``text`` is not a placeholder: of two scrubbed readings of
+    the same text, the one with less recognised more."""
+    return len(text) - sum(len(p) * text.count(p) for p in _PLACEHOLDERS)
+
+
 def _scrub_decoded(text: str) -> str:
     """``text`` (already scrubbed) read percent-decoded, and form-decoded, too.
 
@@ -469,7 +476,7 @@ def _scrub_decoded(text: str) -> str:
             continue
         scrubbed = _scrub_plain(decoded)
         found = _placeholders(scrubbed) - _placeholders(decoded)
-        rank = (found, -len(scrubbed) + sum(len(p) * scrubbed.count(p) for p in _PLACEHOLDERS))
+        rank = (found, -unplaced_length(scrubbed))
         if found > 0 and rank > best_rank:
             best, best_rank = scrubbed, rank
     return best

@@ -15,7 +15,7 @@ from typing import Final
 from urllib.parse import quote, unquote, unquote_plus
 
 from otel_productapi._core.cache import BoundedCache
-from otel_productapi._core.scrub import CUT_MARGIN, EMAIL, PHONE, SECRET, TOKEN, scrub_text
+from otel_productapi._core.scrub import CUT_MARGIN, scrub_text, unplaced_length
 
 __all__ = [
     "MAX_URL_LENGTH",
@@ -230,7 +230,6 @@ _PATH_SAFE: Final = "/{}:@!$&'()*+,;=-._~"
 _QUERY_SAFE: Final = "{}:@!$'()*,;/?-._~"
 _SENSITIVE_RE: Final = re.compile("|".join(SENSITIVE_QUERY_PARTS), re.IGNORECASE)
 _SCRUB_ROUNDS: Final = 3
-_PLACEHOLDERS: Final = (EMAIL, PHONE, TOKEN, SECRET)
 
 
 def _scrub_path_segment(raw: str) -> str:
@@ -258,7 +257,7 @@ def _scrub_query_part(raw: str) -> str:
         spaced = unquote_plus(value, errors="replace") if "+" in value else literal
         spaced_scrubbed = scrub_text(spaced) if "+" in value else scrubbed
         if spaced_scrubbed != spaced and (
-            scrubbed == literal or _unplaced(spaced_scrubbed) <= _unplaced(scrubbed)
+            scrubbed == literal or unplaced_length(spaced_scrubbed) <= unplaced_length(scrubbed)
         ):
             value = quote(spaced_scrubbed, safe=_QUERY_SAFE + " ").replace(" ", "+")
         elif scrubbed != literal:
@@ -266,11 +265,6 @@ def _scrub_query_part(raw: str) -> str:
         else:
             return value
     return REDACTED
-
-
-def _unplaced(text: str) -> int:
-    """How much of ``text`` is not a placeholder."""
-    return len(text) - sum(len(p) * text.count(p) for p in _PLACEHOLDERS)
 
 
 def _is_sensitive_name(name: str) -> bool:
