@@ -13,21 +13,13 @@ as they do in production. ``_httpx_async_rig`` is the ``AsyncClient`` twin.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import httpcore
 import httpx
-from _requests_rig import (
-    HOST,
-    PATHS,
-    TEMPLATE,
-    URL,
-    floor_attributes,
-    providers,
-    varying_headers,
-)
+from _requests_rig import HOST, PATHS, URL, providers, varying_headers
+from _requests_rig import floor_hooks as requests_floor_hooks
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.trace import Span
 
@@ -72,22 +64,9 @@ def client(path: str) -> httpx.Client:
 
 
 def floor_hooks(path: str, *, coroutines: bool = False) -> dict[str, Callable[..., Any]]:
-    """Hooks that set what ours set, from constants, and count the call under a lock."""
-    request_attributes, response_attributes = floor_attributes(path)
-    name = f"GET {TEMPLATE}"
-    lock = threading.Lock()
-    counts: dict[tuple[str, str, str, int], int] = {}
-    key = ("GET", TEMPLATE, HOST, PATHS[path][0])
-
-    def request_hook(span: Span, request: Any) -> None:
-        span.update_name(name)
-        span.set_attributes(request_attributes)
-
-    def response_hook(span: Span, request: Any, response: Any) -> None:
-        with lock:
-            counts[key] = counts.get(key, 0) + 1
-        span.set_attributes(response_attributes)
-
+    """The requests rig's floor hooks (they read neither request nor response),
+    as the httpx instrumentation's sync or async hook keywords."""
+    request_hook, response_hook = requests_floor_hooks(path)
     if not coroutines:
         return {"request_hook": request_hook, "response_hook": response_hook}
 
