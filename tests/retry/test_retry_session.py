@@ -6,91 +6,24 @@ import io
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import requests
 from conftest import Telemetry
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind
+from retry_rig import EPOCH, EVENTS, USER, USER_TEMPLATE, FakeTime, RetryRig, status_of
 
 from otel_productapi._core import names as n
-from otel_productapi._telemetry.settings import ProductApiSettings
 from otel_productapi.retry import RetryBudget, RetryingSession, RetryPolicy
 from otel_productapi.testing import ROUTE_TEMPLATES, FakeProductApi, FakeResponse
 
-USER = "/v1/projects/p1/users/u1"
-USER_TEMPLATE = "/v1/projects/{project}/users/{user_id}"
-EVENTS = "/v1/projects/p1/events"
-#: The wall clock the session sees: epoch resets are written relative to it.
-EPOCH = 1_800_000_000.0
 
-
-@dataclass
-class FakeTime:
-    """A clock that only moves when the session sleeps; sleeps are recorded, not waited."""
-
-    now: float = 0.0
-    sleeps: list[float] = field(default_factory=list)
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
-
-    def wall_clock(self) -> float:
-        return EPOCH + self.now
-
-
-@dataclass
-class Rig:
-    """A simulated Product API, in-memory telemetry, fake time, and a session factory."""
-
-    api: FakeProductApi
-    telemetry: Telemetry
-    time: FakeTime
-    settings: ProductApiSettings
-
-    def url(self, path: str = USER) -> str:
-        return f"{self.api.url}{path}"
+class Rig(RetryRig):
+    """The retry rig with a session factory."""
 
     def session(self, budget: RetryBudget | None = None, **changes: Any) -> RetryingSession:
         """A session on fake time; keywords are RetryPolicy settings over ``jitter="none"``."""
-        policy = RetryPolicy(**{"jitter": "none", **changes})
-        return RetryingSession(
-            policy=policy,
-            budget=budget,
-            settings=self.settings,
-            meter_provider=self.telemetry.meter_provider,
-            sleep=self.time.sleep,
-            clock=self.time.clock,
-            wall_clock=self.time.wall_clock,
-        )
-
-    @property
-    def sleeps(self) -> list[float]:
-        return self.time.sleeps
-
-    def client_spans(self) -> list[ReadableSpan]:
-        return [s for s in self.telemetry.spans() if s.kind is SpanKind.CLIENT]
-
-    def resend_counts(self) -> list[Any]:
-        return [(s.attributes or {}).get(n.ATTR_HTTP_RESEND_COUNT) for s in self.client_spans()]
-
-    def retries(self, **attrs: Any) -> float:
-        return self.telemetry.value(n.METRIC_CLIENT_RETRIES, **attrs)
-
-    def refusals(self, **attrs: Any) -> float:
-        return self.telemetry.value(n.METRIC_RETRY_BUDGET_REFUSALS, **attrs)
-
-    def wait_for_requests(self, count: int, timeout: float = 3.0) -> None:
-        """The fake records a request when it answers; wait for delayed answers to land."""
-        deadline = time.monotonic() + timeout
-        while len(self.api.requests) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
+        return RetryingSession(sleep=self.time.sleep, **self.options(budget, changes))
 
 
 @pytest.fixture
@@ -99,12 +32,6 @@ def rig(telemetry: Telemetry) -> Iterator[Rig]:
     settings = telemetry.instrument(hosts=["127.0.0.1"], route_templates=list(ROUTE_TEMPLATES))
     with FakeProductApi() as api:
         yield Rig(api, telemetry, FakeTime(), settings)
-
-
-def _status(span: ReadableSpan) -> Any:
-    """The span's status code, under the stable or the old semantic-convention key."""
-    attrs = span.attributes or {}
-    return attrs.get(n.ATTR_HTTP_RESPONSE_STATUS_CODE, attrs.get("http.status_code"))
 
 
 # --- 429: wait for the reset, one span per attempt ------------------------------------
@@ -146,7 +73,7 @@ def test_429_429_200_ends_in_200_with_three_sibling_spans(
     assert rig.sleeps == pytest.approx(expected_sleeps)
     assert len(rig.api.requests) == 3
     spans = rig.client_spans()
-    assert [_status(s) for s in spans] == [429, 429, 200]
+    assert [status_of(s) for s in spans] == [429, 429, 200]
     assert rig.resend_counts() == [None, 1, 2]
     caller_context = caller.get_span_context()
     assert {s.parent.span_id if s.parent else None for s in spans} == {caller_context.span_id}

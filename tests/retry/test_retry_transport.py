@@ -12,18 +12,15 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 from conftest import Telemetry
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind
+from retry_rig import EPOCH, EVENTS, USER, USER_TEMPLATE, FakeTime, RetryRig, status_of
 from tls_servers import tls_server
 
 from otel_productapi._core import names as n
-from otel_productapi._telemetry.settings import ProductApiSettings
 from otel_productapi.retry import (
     AsyncRetryingTransport,
     RetryBudget,
@@ -32,61 +29,14 @@ from otel_productapi.retry import (
 )
 from otel_productapi.testing import ROUTE_TEMPLATES, FakeProductApi, FakeResponse
 
-USER = "/v1/projects/p1/users/u1"
-USER_TEMPLATE = "/v1/projects/{project}/users/{user_id}"
-EVENTS = "/v1/projects/p1/events"
-#: The wall clock the transports see: epoch resets are written relative to it.
-EPOCH = 1_800_000_000.0
 MODES = ["sync", "async"]
 #: An error body too large for the hooks to read ahead (64 KiB at most): only
 #: closing the dropped response gives its connection back.
 LARGE = b"x" * 100_000
 
 
-@dataclass
-class FakeTime:
-    """A clock that only moves when the transport sleeps; sleeps are recorded, not waited."""
-
-    now: float = 0.0
-    sleeps: list[float] = field(default_factory=list)
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def async_sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-    def clock(self) -> float:
-        return self.now
-
-    def wall_clock(self) -> float:
-        return EPOCH + self.now
-
-
-@dataclass
-class Rig:
-    """A simulated Product API, in-memory telemetry, fake time, and transport factories."""
-
-    api: FakeProductApi
-    telemetry: Telemetry
-    time: FakeTime
-    settings: ProductApiSettings
-
-    def url(self, path: str = USER) -> str:
-        return f"{self.api.url}{path}"
-
-    def _options(self, budget: RetryBudget | None, changes: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "policy": RetryPolicy(**{"jitter": "none", **changes}),
-            "budget": budget,
-            "settings": self.settings,
-            "meter_provider": self.telemetry.meter_provider,
-            "clock": self.time.clock,
-            "wall_clock": self.time.wall_clock,
-        }
+class Rig(RetryRig):
+    """The retry rig with transport factories and a one-call helper per mode."""
 
     def transport(
         self,
@@ -96,7 +46,7 @@ class Rig:
     ) -> RetryingTransport:
         """A sync transport on fake time; keywords are RetryPolicy settings over no jitter."""
         return RetryingTransport(
-            transport=inner, sleep=self.time.sleep, **self._options(budget, changes)
+            transport=inner, sleep=self.time.sleep, **self.options(budget, changes)
         )
 
     def async_transport(
@@ -107,7 +57,7 @@ class Rig:
     ) -> AsyncRetryingTransport:
         """The async twin of ``transport``."""
         return AsyncRetryingTransport(
-            transport=inner, sleep=self.time.async_sleep, **self._options(budget, changes)
+            transport=inner, sleep=self.time.async_sleep, **self.options(budget, changes)
         )
 
     def call(
@@ -132,28 +82,6 @@ class Rig:
 
         return asyncio.run(run())
 
-    @property
-    def sleeps(self) -> list[float]:
-        return self.time.sleeps
-
-    def client_spans(self) -> list[ReadableSpan]:
-        return [s for s in self.telemetry.spans() if s.kind is SpanKind.CLIENT]
-
-    def resend_counts(self) -> list[Any]:
-        return [(s.attributes or {}).get(n.ATTR_HTTP_RESEND_COUNT) for s in self.client_spans()]
-
-    def retries(self, **attrs: Any) -> float:
-        return self.telemetry.value(n.METRIC_CLIENT_RETRIES, **attrs)
-
-    def refusals(self, **attrs: Any) -> float:
-        return self.telemetry.value(n.METRIC_RETRY_BUDGET_REFUSALS, **attrs)
-
-    def wait_for_requests(self, count: int, timeout: float = 3.0) -> None:
-        """The fake records a request when it answers; wait for delayed answers to land."""
-        deadline = time.monotonic() + timeout
-        while len(self.api.requests) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-
 
 @pytest.fixture
 def rig(telemetry: Telemetry) -> Iterator[Rig]:
@@ -161,11 +89,6 @@ def rig(telemetry: Telemetry) -> Iterator[Rig]:
     settings = telemetry.instrument(hosts=["127.0.0.1"], route_templates=list(ROUTE_TEMPLATES))
     with FakeProductApi() as api:
         yield Rig(api, telemetry, FakeTime(), settings)
-
-
-def _status(span: ReadableSpan) -> Any:
-    attrs = span.attributes or {}
-    return attrs.get(n.ATTR_HTTP_RESPONSE_STATUS_CODE, attrs.get("http.status_code"))
 
 
 def _closed_port() -> int:
@@ -207,7 +130,7 @@ def test_429_429_200_gives_three_sibling_spans_and_waits_what_each_429_said(
     assert rig.sleeps == expected_sleeps
     assert len(rig.api.requests) == 3
     spans = rig.client_spans()
-    assert [_status(s) for s in spans] == [429, 429, 200]
+    assert [status_of(s) for s in spans] == [429, 429, 200]
     assert rig.resend_counts() == [None, 1, 2]
     caller_context = caller.get_span_context()
     assert {s.parent.span_id if s.parent else None for s in spans} == {caller_context.span_id}
@@ -603,7 +526,7 @@ def test_dropped_responses_are_closed_sync(rig: Rig) -> None:
         response.read()
         assert response.json()["id"] == "u1"
     assert keeper.closed
-    assert [_status(s) for s in rig.client_spans()] == [503, 503, 200]
+    assert [status_of(s) for s in rig.client_spans()] == [503, 503, 200]
 
 
 def test_dropped_responses_are_closed_async(rig: Rig) -> None:
@@ -653,7 +576,7 @@ def test_the_default_inner_transport_is_the_standard_one(rig: Rig, mode: str) ->
     assert status == 200
     assert transport.policy == RetryPolicy()
     assert (transport.budget.ratio, transport.budget.burst) == (0.1, 10.0)
-    assert [_status(s) for s in rig.client_spans()] == [503, 200]
+    assert [status_of(s) for s in rig.client_spans()] == [503, 200]
     assert rig.resend_counts() == [None, 1]
 
 
