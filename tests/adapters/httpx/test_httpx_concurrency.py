@@ -8,12 +8,10 @@ both go through the per-context current call.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections import Counter
 
 import httpx
-import pytest
 from conftest import Telemetry
 from httpx_support import run
 
@@ -26,15 +24,6 @@ PLAN: tuple[int | str, ...] = (200, 429, 500, 404, "refused", 200, 503, 422, 201
 THREADS = 16
 CALLS_PER_THREAD = 27
 TASKS = 200
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (connection refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def _script(api: FakeProductApi, calls: int) -> dict[int, str]:

@@ -7,7 +7,6 @@ hooks, survives our ``uninstrument()``; so does the transport patch that
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,14 +39,6 @@ def _their_instrumentation_is_undone() -> Iterator[None]:
     yield
     if HTTPXClientInstrumentor().is_instrumented_by_opentelemetry:
         HTTPXClientInstrumentor().uninstrument()
-
-
-@pytest.fixture
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def _refused(kind: Kind, port: int) -> None:

@@ -7,7 +7,6 @@ requests too and must emit the same; TLS failures use tests/tls_servers.py.
 
 from __future__ import annotations
 
-import socket
 import ssl
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -36,24 +35,6 @@ from otel_productapi._core.status import TransportFailure
 
 USER = "/v1/projects/p1/users/u1"
 USER_TEMPLATE = "/v1/projects/{project}/users/{user_id}"
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (connection refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that completes connections (the backlog) and never answers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(64)
-        yield s.getsockname()[1]
 
 
 def _failure_series(method: str, retryable: bool, template: str) -> tuple[dict[str, Any], float]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -28,24 +27,6 @@ PATH = "/v1/things"
 
 def _url(server: HTTPServer, path: str = PATH, host: str = "127.0.0.1") -> str:
     return f"http://{host}:{server.port}{path}"
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (connection refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that accepts connections and never answers (read timeouts)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(64)
-        yield s.getsockname()[1]
 
 
 # --- the status table, row by row --------------------------------------------
