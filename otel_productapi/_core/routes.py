@@ -453,6 +453,8 @@ class RouteTemplater:
                     self._holds_ids(prefix)
             else:
                 shaped = raw
+            if ":" in shaped:
+                shaped = self._learn_verb(prefix, shaped)
             if structural:
                 structural = _is_structural(shaped)
             prefix = f"{prefix}/{shaped}"
@@ -502,6 +504,21 @@ class RouteTemplater:
                 return literal
             self._learn_position(prefix, position)
             return _learned_form(literal)
+
+    def _learn_verb(self, prefix: str, shaped: str) -> str:
+        """``shaped`` (``name:verb``, ``{id}:verb``), its verb learned like a segment.
+
+        A verb is a literal too, and what follows a ``:`` is not always a
+        method (``/users/name:jane``): the verbs seen after the same name at
+        the same position count towards the learning threshold, and past it
+        the verb becomes ``{id}`` (``name:{id}``), so that it cannot grow
+        ``url.template`` without bound.
+        """
+        base, colon, verb = shaped.rpartition(":")
+        if not (colon and base and verb) or verb.startswith("{"):
+            return shaped
+        learned = self._learn(f"{prefix}/{base}:", verb, structural=False)
+        return shaped if learned == verb else f"{base}:{ID}"
 
     def _learn_position(self, prefix: str, position: _Position) -> None:
         """Make the position under ``prefix`` a placeholder (called with the lock held)."""

@@ -403,3 +403,32 @@ def test_learning_from_many_threads_is_consistent() -> None:
     assert shared.generation == expected.generation == 1
     for name in names:
         assert shared.template(f"/v1/users/{name}") == "/v1/users/{id}"
+
+
+@pytest.mark.parametrize(
+    ("shape", "folded"),
+    [
+        ("/v1/users/name:{}", "/v1/users/{id}:{id}"),
+        ("/v1/users/{}:{}", "/v1/users/{id}:{id}"),
+        ("/v1/lookup/email:{}", "/v1/lookup/{id}:{id}"),
+        ("/v1/users/42:{}", "/v1/users/{id}:{id}"),
+    ],
+)
+def test_text_after_a_colon_is_learned_too(shape: str, folded: str) -> None:
+    """Names after ':' (not methods) fold past the threshold: templates stay bounded."""
+    import random
+    import string
+
+    rng = random.Random(8)
+    templater = RouteTemplater(learn_threshold=20)
+
+    def word() -> str:
+        return "".join(rng.choice(string.ascii_lowercase) for _ in range(6))
+
+    paths = [shape.format(*(word() for _ in range(shape.count("{}")))) for _ in range(500)]
+    templates = {templater.template(path) for path in paths}
+    assert len(templates) <= 2 * 20 + 1
+    assert templater.template(shape.format(*(word() for _ in range(shape.count("{}"))))) == folded
+    # Real custom methods are untouched by the learning above.
+    assert templater.template("/v1/projects/p1/events:batch") == "/v1/projects/p1/events:batch"
+    assert templater.template("/v1/orders/123:cancel") == "/v1/orders/{id}:cancel"
