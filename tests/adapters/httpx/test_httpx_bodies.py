@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Telemetry
-from httpx_support import KINDS, Kind, Result, call, http_response, opened, raw_server, run
+from httpx_support import KINDS, Kind, Result, call, opened, run
+from raw_http import http_response, raw_server
 
 from otel_productapi._core import names as n
 

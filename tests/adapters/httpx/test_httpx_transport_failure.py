@@ -24,9 +24,9 @@ from httpx_support import (
     call,
     call_with,
     each_client,
-    raw_server,
 )
 from opentelemetry.trace import StatusCode
+from raw_http import raw_server
 from tls_servers import tls_server
 
 from otel_productapi._adapters.httpx.transport import transport_failure_of
