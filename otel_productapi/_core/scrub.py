@@ -365,7 +365,7 @@ _GROUPED_PHONE_RE: Final = re.compile(
     r"(?!(?:19|20)\d\d-\d\d-\d\d(?!\d))"  # ISO dates, frequent in logs
     r"\d{1,5}(?P<sep> ?[.\-/] ?|[ .\-/])\d{2,8}(?:(?P=sep)\d{2,8}){0,4}" + _NOT_BEFORE_NUMBER
 )
-_PHONE_PIECE_RE: Final = re.compile(r"\(\d+\)|\d+")
+_PHONE_PIECE_RE: Final = re.compile(r"%20|\(\d+\)|\d+")
 _YEAR_RE: Final = re.compile(r"(?:19|20)\d\d")
 
 
@@ -381,8 +381,12 @@ def _intl_placeholder(match: re.Match[str]) -> str:
     grouped = lead == 2  # "00" must be grouped: "0049301234" may be a padded id
     digits = 0
     end = 0
-    for number, piece in enumerate(_PHONE_PIECE_RE.finditer(text, lead)):
+    number = -1
+    for piece in _PHONE_PIECE_RE.finditer(text, lead):
         group = piece.group()
+        if group == "%20":
+            continue  # a separator, whose "20" is not part of the number
+        number += 1
         if group == "(0)" and number == 1:
             continue  # the trunk prefix of "+49 (0)30 ..." is not dialled
         digits += len(group.strip("()"))
