@@ -50,6 +50,11 @@ class Patch(Protocol):
         """Count one user less."""
         ...
 
+    @property
+    def users(self) -> int:
+        """How many users hold the patch now."""
+        ...
+
 
 class HookSet(Protocol):
     """An adapter's hooks of one tagger."""
@@ -160,6 +165,17 @@ class Binding:
                 "%s was instrumented by opentelemetry-instrument with the Product API hooks "
                 "already; instrument() arguments are ignored for %s",
                 self._library,
+                self._library,
+            )
+        elif self._patch.users > int(self._holds_patch):
+            # Only make_hooks() users hold the patch besides us: their hooks
+            # are most likely in that instrumentation, and they tag its calls.
+            _LOG.info(
+                "%s is already instrumented by someone else, and hooks from %s are in use "
+                "in this process; if they were passed to that instrumentation they tag its "
+                "calls; instrument() arguments are ignored for %s",
+                self._library,
+                self._make_hooks,
                 self._library,
             )
         else:

@@ -21,6 +21,7 @@ from werkzeug import Response as WzResponse
 from otel_productapi._core import names as n
 from otel_productapi._telemetry import tagger as _tagger
 from otel_productapi._telemetry.context import RESEND_COUNT
+from otel_productapi._telemetry.settings import load_settings
 
 PATH = "/v1/things"
 
@@ -726,6 +727,35 @@ def test_someone_elses_instrumentation_is_left_alone(
         assert n.ATTR_ERROR_CLASS not in (telemetry.span().attributes or {})
         uninstrument()
         assert RequestsInstrumentor().is_instrumented_by_opentelemetry
+    finally:
+        RequestsInstrumentor().uninstrument()
+
+
+def test_someone_elses_instrumentation_with_our_hooks_is_not_called_untagged(
+    telemetry: Telemetry, httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user's own RequestsInstrumentor carrying make_hooks(): instrument() says its
+    arguments are ignored (info, no "tagging is off" warning), and calls are tagged."""
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+    from otel_productapi import make_hooks
+
+    request_hook, response_hook = make_hooks(
+        load_settings(hosts=["127.0.0.1"]), meter_provider=telemetry.meter_provider
+    )
+    RequestsInstrumentor().instrument(
+        tracer_provider=telemetry.tracer_provider,
+        request_hook=request_hook,
+        response_hook=response_hook,
+    )
+    try:
+        with caplog.at_level("INFO", logger="otel_productapi"):
+            telemetry.instrument(hosts=["127.0.0.1"])
+        assert "hooks from otel_productapi.make_hooks() are in use" in caplog.text
+        assert not [r for r in caplog.records if r.levelname == "WARNING"]
+        httpserver.expect_request(PATH).respond_with_data("", status=500)
+        requests.get(_url(httpserver), timeout=5)
+        assert (telemetry.span().attributes or {})[n.ATTR_ERROR_CLASS] == n.CLASS_SERVER_ERROR
     finally:
         RequestsInstrumentor().uninstrument()
 
