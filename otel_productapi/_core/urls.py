@@ -149,8 +149,10 @@ def _validate_host_pattern(pattern: str) -> str:
     host = _normalize_host(pattern) if isinstance(pattern, str) else ""
     if host and _is_ip(host) and not ipaddress.ip_address(host).is_unspecified:
         return host
-    if isinstance(pattern, str) and "[" in pattern:
-        host = ""  # brackets hold an IPv6 address, and this is none
+    # Brackets hold an IPv6 address, and this is none ('["a.com"]' is a JSON list).
+    bracketed = isinstance(pattern, str) and "[" in pattern
+    if bracketed:
+        host = ""
     name = host[2:] if host.startswith("*.") else host
     if name and not name.isascii():
         try:
@@ -160,11 +162,11 @@ def _validate_host_pattern(pattern: str) -> str:
         host = ("*." if host.startswith("*.") else "") + name
     labels = name.split(".")
     problem = None
-    if not name:
+    if not name and not bracketed:
         problem = "is empty"
     elif len(name) > _MAX_HOST_NAME:
         problem = f"is longer than {_MAX_HOST_NAME} characters"
-    elif not all(_HOST_LABEL_RE.fullmatch(label) for label in labels):
+    elif bracketed or not all(_HOST_LABEL_RE.fullmatch(label) for label in labels):
         problem = (
             "must be a host name such as 'api.example.com' or '*.example.com', or an IP "
             "address (labels of 1-63 letters, digits, '-' or '_'; no scheme, port, path, "

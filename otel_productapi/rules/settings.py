@@ -161,7 +161,7 @@ def _http_url(text: str) -> str:
 #: A Prometheus duration such as ``90s``, ``5m`` or ``1h30m``.
 Duration = Annotated[str, AfterValidator(_valid_duration)]
 #: A share of calls, strictly between 0 and 1.
-Ratio = Annotated[float, Field(gt=0, lt=1), AfterValidator(_finite)]
+Ratio = Annotated[float, Field(allow_inf_nan=False, gt=0, lt=1), AfterValidator(_finite)]
 #: The ``severity`` label of an alert.
 Severity = Annotated[str, AfterValidator(_valid_severity)]
 
@@ -286,7 +286,11 @@ class RulesSettings(BaseSettings):
         default="", description='Label matchers added to every selector, e.g. env="prod".'
     )
     rules_time_scale: float = Field(
-        default=1.0, gt=0, le=100, description="Multiplies every window, for and keep_firing_for."
+        allow_inf_nan=False,
+        default=1.0,
+        gt=0,
+        le=100,
+        description="Multiplies every window, for and keep_firing_for.",
     )
     rules_scrape_interval: Duration = Field(
         default="60s",
@@ -297,7 +301,10 @@ class RulesSettings(BaseSettings):
         default=DEFAULT_RUNBOOK_URL, description="Runbook base URL."
     )
     rules_min_request_rate: float = Field(
-        default=0.05, ge=0, description="Requests/s over the long window below which nothing pages."
+        allow_inf_nan=False,
+        default=0.05,
+        ge=0,
+        description="Requests/s over the long window below which nothing pages.",
     )
 
     # --- ProductApiRateLimitStorm -------------------------------------------------
@@ -310,6 +317,7 @@ class RulesSettings(BaseSettings):
 
     # --- ProductApiEndpointRateLimitStorm (the storm's settings, its own floor) -------
     rules_endpoint_storm_min_request_rate: float = Field(
+        allow_inf_nan=False,
         default=0.2,
         ge=0,
         description="Requests/s to one endpoint over the long window below which it never "
@@ -357,6 +365,7 @@ class RulesSettings(BaseSettings):
     rules_batch_keep_firing_for: Duration = "5m"
     rules_batch_severity: Severity = "warning"
     rules_batch_min_item_rate: float = Field(
+        allow_inf_nan=False,
         default=0.05,
         ge=0,
         description="Batch items/s over the long window below which it stays quiet.",

@@ -227,8 +227,19 @@ def test_a_megabyte_of_bad_input_gives_a_short_message(
         ("*", "host pattern '*'"),
         ("api..example.com", "host pattern 'api..example.com'"),
         ("a" * 300, "(300 characters)"),
+        ('["a.com"]', "host pattern '[\"a.com\"]' must be a host name such as"),
+        ("[a.com]", "host pattern '[a.com]' must be a host name such as"),
     ],
-    ids=["colon", "double-colon", "label-over-63", "bare-wildcard", "empty-label", "300-chars"],
+    ids=[
+        "colon",
+        "double-colon",
+        "label-over-63",
+        "bare-wildcard",
+        "empty-label",
+        "300-chars",
+        "json-list",
+        "bracketed-name",
+    ],
 )
 def test_host_patterns_must_be_host_names(
     monkeypatch: pytest.MonkeyPatch, pattern: str, fragment: str
