@@ -323,6 +323,19 @@ class Tagger:
         except Exception as exc:  # noqa: BLE001 - never mask the caller's error
             _log_once("transport error", exc)
 
+    def on_escape(self, call: Call) -> None:
+        """Finish a call ended by an exception that is not the exchange's (the
+        caller's own code raised inside the client): not counted, since the API
+        did nothing wrong, but the exception the span records is made safe."""
+        try:
+            if call.done:
+                return
+            call.done = True
+            if call.span.is_recording():
+                redact_exception_event(call.span, call.url)
+        except Exception as exc:  # noqa: BLE001 - never mask the caller's error
+            _log_once("escaping exception", exc)
+
 
 def _url_keys_from_env() -> tuple[str, ...]:
     """URL attributes the instrumentation sets, for spans that cannot tell us."""

@@ -8,10 +8,11 @@ phone numbers in many national formats, JWTs, ``Bearer``/``Basic``
 credentials, API keys of real shapes, ``key=value`` secrets) in one place:
 the URL path, the query (encoded by the client, or written by hand), a
 query name, the fragment, the userinfo, a redirect's ``Location``, an
-error body's message, the request-id header, or the URL of a call that
-fails. Then every string that leaves the process is read back: span names,
-every span attribute, events and their attributes, status descriptions,
-every metric data point's attributes, and the OTLP protobuf the exporter
+error body's message, the request-id header, the URL of a call that
+fails, or a URL (or redirect) whose scheme no adapter takes. Then every
+string that leaves the process is read back: span names, every span
+attribute, events and their attributes, status descriptions, every metric
+data point's attributes, and the OTLP protobuf the exporter
 would send for the spans and the metrics.
 
 Each example first checks that the needle is visible in what was sent, so
@@ -225,6 +226,14 @@ def build_call(  # noqa: PLR0911 - one return per place
         )
         method = data.draw(st.sampled_from(["GET", "POST"]))
         return Call(method, url, None, (), url)
+    if place == "mistyped scheme":
+        # No adapter or transport takes "htps": the call fails before any socket.
+        url = f"htps://127.0.0.1:{closed_port}/v1/users/{quote(text, safe='')}?to={quote(text)}"
+        return Call("GET", url, None, (), url)
+    if place == "redirect to a mistyped scheme":
+        location = f"htps://127.0.0.1:{closed_port}/v1/users/{quote(text, safe='')}"
+        bad_hop = (Reply(302, [(b"Location", location.encode())]),)
+        return Call("GET", f"{base}/v1/me", None, bad_hop, location)
     raise AssertionError(place)
 
 
@@ -238,6 +247,8 @@ PLACES = (
     "message",
     "request id",
     "failed call",
+    "mistyped scheme",
+    "redirect to a mistyped scheme",
 )
 
 

@@ -2,7 +2,9 @@
 
     Session.send (RequestsInstrumentor: CLIENT span starts)
     ├── request hook ....... tagger.on_request; the call rides on the PreparedRequest
-    ├── HTTPAdapter.send ... (span current) on an exception: tagger.on_failure
+    ├── Session.send ....... (ours, span current) on an exception without a response:
+    │   │                    tagger.on_failure, or on_escape for the caller's own errors
+    │   └── HTTPAdapter.send (ours) on an exception: tagger.on_failure
     └── response hook ...... tagger.on_response with the body requests already read
 
 Every hook catches its own exceptions: telemetry must never break a call.
@@ -95,10 +97,11 @@ def make_hooks(
     ``instrument()`` uses the same hooks; call this yourself only to pass them
     to a ``RequestsInstrumentor().instrument(...)`` call you make (for
     example in a distro), calling ours from yours. It also installs the
-    ``HTTPAdapter.send`` patch that tags and counts calls that get no
-    response; that patch stays for the life of the process
-    (``otel_productapi.uninstrument()`` does not remove it while hooks from
-    here may be in use).
+    ``HTTPAdapter.send`` and ``Session.send`` patch that tags and counts
+    calls that get no response (call it before instrumenting, so that the
+    ``Session.send`` wrapper goes inside the instrumentation's); that patch
+    stays for the life of the process (``otel_productapi.uninstrument()``
+    does not remove it while hooks from here may be in use).
 
     Args:
         settings: Read once here; ``None`` loads them from the environment

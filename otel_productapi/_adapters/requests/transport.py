@@ -5,9 +5,10 @@ Two things live here:
 - ``transport_failure_of(exc)``: the requests/urllib3 exception mapping. The
   hooks (to tag ``transport_error`` spans) and the retry session (to decide
   whether to send again) both ask it, so they cannot disagree.
-- The ``HTTPAdapter.send`` patch: ``RequestsInstrumentor`` calls no hook when
-  ``send`` raises, but the CLIENT span is still current inside the adapter,
-  so a marked wrapper there reports the failure to the tagger.
+- The send patch: ``RequestsInstrumentor`` calls no hook when ``send``
+  raises, but the CLIENT span is still current inside ``Session.send`` and
+  ``HTTPAdapter.send``, so marked wrappers there report the failure to the
+  tagger (and have the span redact the exception it records).
 
     requests.RequestException
     ├── ConnectTimeout, ProxyError .................... not sent
@@ -124,14 +125,19 @@ def transport_failure_of(exc: BaseException) -> TransportFailure:  # noqa: PLR09
     return TransportFailure.OTHER
 
 
-# --- the HTTPAdapter.send patch ---------------------------------------------------
+# --- the send patches -------------------------------------------------------------
 
 #: The attribute of a ``PreparedRequest`` that holds its ``Call`` (set by the
 #: request hook; redirects and retries send copies or re-send, and each send
 #: goes through the hook again).
 CALL_ATTR: Final = "_otel_productapi_call"
-#: Set on our wrapper of ``HTTPAdapter.send``.
+#: Set on our wrappers (an instrumentation wrapping ours copies it: ours is inside).
 PATCH_MARK: Final = "_otel_productapi_patched"
+#: What ``RequestsInstrumentor`` sets on its ``Session.send`` wrapper.
+_INSTRUMENTED_MARK: Final = "opentelemetry_instrumentation_requests_applied"
+#: Failures of the exchange itself, as opposed to the caller's own code (a
+#: requests ``response`` hook that raises) running inside ``Session.send``.
+_EXCHANGE_ERRORS: Final = (requests.RequestException, u3.HTTPError, OSError)
 
 
 def call_of(request: object) -> Call | None:
@@ -140,67 +146,50 @@ def call_of(request: object) -> Call | None:
     return call if isinstance(call, Call) else None
 
 
-def _report_failure(request: requests.PreparedRequest, exc: BaseException) -> None:
+def _failing_call(request: requests.PreparedRequest) -> Call | None:
     # Redirect hops are copies of the request sent with the instrumentation
     # suppressed (no span, no hook): the call is the one whose span is current.
     call = call_of(request) or current_call()
     # The span check keeps a stale call (one whose span ended without a
     # response) from claiming a failure that is not its own.
     if call is None or call.done or call.span is not get_current_span():
-        return
-    call.tagger.on_failure(call, transport_failure_of(exc))
+        return None
+    return call
 
 
-class AdapterPatch:
-    """Our wrapper of ``HTTPAdapter.send``, installed while anyone needs it.
+def _report_failure(request: requests.PreparedRequest, exc: BaseException) -> None:
+    """``HTTPAdapter.send`` raised: the call got no response."""
+    call = _failing_call(request)
+    if call is not None:
+        call.tagger.on_failure(call, transport_failure_of(exc))
 
-    Users are counted: ``instrument()`` acquires it and ``uninstrument()``
-    releases it; hooks built by ``make_hooks()`` for someone else's
-    ``RequestsInstrumentor``, and the zero-code path, acquire it too and
-    release it only when they are undone. The wrapper is removed when the
-    last user releases it, and only if it is still the one in place
-    (compared by identity): if someone wrapped ours since, removing ours
-    would drop theirs, so it stays as a pass-through.
+
+def _report_escape(request: requests.PreparedRequest, exc: BaseException) -> None:
+    """``Session.send`` raised, perhaps outside ``HTTPAdapter.send``.
+
+    There the adapter is chosen (``InvalidSchema`` for a mistyped scheme in
+    the URL or a redirect's ``Location``), a custom adapter sends, and the
+    body is read (a truncated body). An exception that carries a response
+    (``TooManyRedirects``, ``raise_for_status`` in a requests hook) goes to
+    the response hook instead. Whatever the failure, the span's exception
+    event and status are redacted; only failures of the exchange are
+    counted, so that a bug in the caller's own hook pages nobody.
     """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._installed: Callable[..., requests.Response] | None = None
-
-    def acquire(self) -> None:
-        """Install the wrapper if it is not in place; count one more user."""
-        with self._lock:
-            self._users += 1
-            current = HTTPAdapter.__dict__["send"]
-            if not getattr(current, PATCH_MARK, False):
-                self._installed = _wrap_send(current)
-                HTTPAdapter.send = self._installed  # type: ignore[method-assign]
-
-    def release(self) -> None:
-        """Count one user less; remove the wrapper with the last one, if it is still ours."""
-        with self._lock:
-            self._users = max(self._users - 1, 0)
-            if self._users or self._installed is None:
-                return
-            if HTTPAdapter.__dict__["send"] is self._installed:
-                HTTPAdapter.send = self._installed.__wrapped__  # type: ignore[method-assign]
-            self._installed = None
-
-    @property
-    def users(self) -> int:
-        """How many users hold the patch now."""
-        with self._lock:
-            return self._users
-
-    @property
-    def installed(self) -> bool:
-        """True while our wrapper is ``HTTPAdapter.send``."""
-        return getattr(HTTPAdapter.__dict__["send"], PATCH_MARK, False) is True
+    if isinstance(getattr(exc, "response", None), requests.Response):
+        return
+    call = _failing_call(request)
+    if call is None:
+        return
+    if isinstance(exc, _EXCHANGE_ERRORS):
+        call.tagger.on_failure(call, transport_failure_of(exc))
+    else:
+        call.tagger.on_escape(call)
 
 
-def _wrap_send(original: Callable[..., requests.Response]) -> Callable[..., requests.Response]:
-    @functools.wraps(original)
+def _wrap_adapter_send(
+    original: Callable[..., requests.Response],
+) -> Callable[..., requests.Response]:
+    @functools.wraps(original, updated=())
     def send(
         self: HTTPAdapter, request: requests.PreparedRequest, *args: Any, **kwargs: Any
     ) -> requests.Response:
@@ -214,5 +203,105 @@ def _wrap_send(original: Callable[..., requests.Response]) -> Callable[..., requ
     return send
 
 
-#: The one patch of this process (``HTTPAdapter.send`` is one per process too).
+def _wrap_session_send(
+    original: Callable[..., requests.Response],
+) -> Callable[..., requests.Response]:
+    @functools.wraps(original, updated=())
+    def send(
+        self: requests.Session, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        try:
+            return original(self, request, **kwargs)
+        except Exception as exc:
+            _report_escape(request, exc)
+            raise
+
+    setattr(send, PATCH_MARK, True)
+    return send
+
+
+#: What the patch wraps: ``HTTPAdapter.send`` (the failures of most calls,
+#: wherever the instrumentation sits) and ``Session.send`` (the rest; useful
+#: only inside the instrumentation's wrapper, where the span is current).
+_TARGETS: Final = (
+    (HTTPAdapter, _wrap_adapter_send),
+    (requests.Session, _wrap_session_send),
+)
+#: The code of our wrappers: a wrapper around ours copies our mark, not our code.
+_OUR_CODE: Final = frozenset(wrap(requests.Session.send).__code__ for _, wrap in _TARGETS)
+
+
+def _is_ours(method: object) -> bool:
+    return getattr(method, "__code__", None) in _OUR_CODE
+
+
+class AdapterPatch:
+    """Our wrappers of ``HTTPAdapter.send`` and ``Session.send``, installed while anyone needs them.
+
+    Users are counted: ``instrument()`` acquires it and ``uninstrument()``
+    releases it; hooks built by ``make_hooks()`` for someone else's
+    ``RequestsInstrumentor``, and the zero-code path, acquire it too and
+    release it only when they are undone. Each wrapper is removed when the
+    last user releases the patch, and only if it is still the one in place
+    (compared by identity): if someone wrapped ours since, removing ours
+    would drop theirs, so it stays as a pass-through.
+
+    ``Session.send`` is wrapped only while the instrumentation has not
+    wrapped it yet: ours must sit inside the instrumentation's wrapper (the
+    span is current there) and must never hide that wrapper from its own
+    ``uninstrument()``, which looks for its mark on ``Session.send``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._installed: dict[type, Callable[..., requests.Response]] = {}
+
+    def acquire(self) -> None:
+        """Install the wrappers that are not in place; count one more user."""
+        with self._lock:
+            self._users += 1
+            for owner, wrap in _TARGETS:
+                current = owner.__dict__["send"]
+                if _is_ours(current):
+                    # Ours, perhaps left as a pass-through and exposed again
+                    # since (someone uninstrumented around it): adopt it.
+                    self._installed[owner] = current
+                    continue
+                if getattr(current, PATCH_MARK, False) or getattr(
+                    current, _INSTRUMENTED_MARK, False
+                ):
+                    continue  # a wrapper around ours, or too late to go inside
+                self._installed[owner] = wrap(current)
+                owner.send = self._installed[owner]  # type: ignore[method-assign]
+
+    def release(self) -> None:
+        """Count one user less; remove the wrappers with the last one, if still ours."""
+        with self._lock:
+            self._users = max(self._users - 1, 0)
+            if self._users:
+                return
+            for owner, _ in _TARGETS:
+                ours = self._installed.pop(owner, None)
+                if ours is not None and owner.__dict__["send"] is ours:
+                    owner.send = ours.__wrapped__  # type: ignore[attr-defined,method-assign]
+
+    @property
+    def users(self) -> int:
+        """How many users hold the patch now."""
+        with self._lock:
+            return self._users
+
+    @property
+    def installed(self) -> bool:
+        """True while our wrapper is ``HTTPAdapter.send``."""
+        return getattr(HTTPAdapter.__dict__["send"], PATCH_MARK, False) is True
+
+    @property
+    def session_installed(self) -> bool:
+        """True while ``Session.send`` is our wrapper or a wrapper around it."""
+        return getattr(requests.Session.__dict__["send"], PATCH_MARK, False) is True
+
+
+#: The one patch of this process (the patched methods are one per process too).
 ADAPTER_PATCH: Final = AdapterPatch()
