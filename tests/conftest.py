@@ -19,14 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import requests
+from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
+from scripted_api import ScriptedApi
 
-from otel_productapi import instrument, uninstrument
+from otel_productapi import instrument, make_hooks, uninstrument
 from otel_productapi._adapters import zero_code
 from otel_productapi._adapters.httpx.transport import TRANSPORT_PATCH
 from otel_productapi._adapters.requests.transport import ADAPTER_PATCH
@@ -108,6 +111,18 @@ class Telemetry:
         self.settings = resolved
         return resolved
 
+    def instrument_own_requests(self, **overrides: Any) -> None:
+        """The user's own ``RequestsInstrumentor().instrument(...)`` with our
+        ``make_hooks()`` (settings fields as keywords); uninstrument it yourself."""
+        request_hook, response_hook = make_hooks(
+            load_settings(**overrides), meter_provider=self.meter_provider
+        )
+        RequestsInstrumentor().instrument(
+            tracer_provider=self.tracer_provider,
+            request_hook=request_hook,
+            response_hook=response_hook,
+        )
+
     def spans(self) -> list[ReadableSpan]:
         """Finished spans, oldest first."""
         return list(self.exporter.get_finished_spans())
@@ -170,6 +185,21 @@ def telemetry() -> Iterator[Telemetry]:
     yield t
     t.tracer_provider.shutdown()
     t.meter_provider.shutdown()
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[ScriptedApi]:
+    """One scripted server (``tests/scripted_api.py``) for the module."""
+    with ScriptedApi() as server:
+        yield server
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    """A session that ignores proxy variables: every call stays on 127.0.0.1."""
+    with requests.Session() as s:
+        s.trust_env = False
+        yield s
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import random
 import socket
 import string
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ from scripted_api import Reply, ScriptedApi, json_reply
 from tls_servers import tls_server
 
 import otel_productapi
-from otel_productapi import make_hooks
 from otel_productapi._adapters.requests.transport import ADAPTER_PATCH
 from otel_productapi._core import names as n
 from otel_productapi._core import scrub as _scrub
@@ -48,21 +47,6 @@ from otel_productapi._telemetry.settings import load_settings
 from otel_productapi.retry import RetryingSession, RetryPolicy
 
 PLACEHOLDERS = ("{id}", "{uuid}", "{email}", "{phone}", "{token}")
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[ScriptedApi]:
-    """One scripted server for the module."""
-    with ScriptedApi() as server:
-        yield server
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    """A session that ignores proxy variables: every call stays on 127.0.0.1."""
-    with requests.Session() as s:
-        s.trust_env = False
-        yield s
 
 
 def _attributes(span: ReadableSpan) -> dict[str, Any]:
@@ -361,14 +345,7 @@ def test_make_hooks_users_keep_the_adapter_patch_after_a_stray_uninstrument(
     """Hooks from make_hooks() in the user's own RequestsInstrumentor keep tagging and
     counting transport errors after otel_productapi.uninstrument() (with and without a
     programmatic instrument() before it)."""
-    request_hook, response_hook = make_hooks(
-        load_settings(hosts=["127.0.0.1"]), meter_provider=telemetry.meter_provider
-    )
-    RequestsInstrumentor().instrument(
-        tracer_provider=telemetry.tracer_provider,
-        request_hook=request_hook,
-        response_hook=response_hook,
-    )
+    telemetry.instrument_own_requests(hosts=["127.0.0.1"])
     try:
         otel_productapi.uninstrument()  # nothing of ours to undo
         telemetry.instrument(hosts=["127.0.0.1"])  # someone else's: left alone

@@ -23,7 +23,7 @@ that the leak check is known to be able to see it;
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -50,13 +50,6 @@ EXAMPLES = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 Needle = tuple[str, str]  # (text placed, secret that must not survive)
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[ScriptedApi]:
-    """One scripted server for the module; each example scripts its replies."""
-    with ScriptedApi() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

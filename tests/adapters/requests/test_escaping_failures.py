@@ -11,7 +11,6 @@ and one that carries a response goes to the response hook.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -31,21 +30,6 @@ from otel_productapi._core import names as n
 
 EMAIL = "jane.doe@example.com"
 TOKEN = "tok_9fQ2xLmZ4rT8vB1nK7sW3yHd"  # a needle in key=value form, not a real secret
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[ScriptedApi]:
-    """One scripted server for the module."""
-    with ScriptedApi() as server:
-        yield server
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    """A session that ignores proxy variables: every call stays on 127.0.0.1."""
-    with requests.Session() as s:
-        s.trust_env = False
-        yield s
 
 
 def _exported_text(span: ReadableSpan) -> str:

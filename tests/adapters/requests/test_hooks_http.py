@@ -21,7 +21,6 @@ from werkzeug import Response as WzResponse
 from otel_productapi._core import names as n
 from otel_productapi._telemetry import tagger as _tagger
 from otel_productapi._telemetry.context import RESEND_COUNT
-from otel_productapi._telemetry.settings import load_settings
 
 PATH = "/v1/things"
 
@@ -738,16 +737,7 @@ def test_someone_elses_instrumentation_with_our_hooks_is_not_called_untagged(
     arguments are ignored (info, no "tagging is off" warning), and calls are tagged."""
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
-    from otel_productapi import make_hooks
-
-    request_hook, response_hook = make_hooks(
-        load_settings(hosts=["127.0.0.1"]), meter_provider=telemetry.meter_provider
-    )
-    RequestsInstrumentor().instrument(
-        tracer_provider=telemetry.tracer_provider,
-        request_hook=request_hook,
-        response_hook=response_hook,
-    )
+    telemetry.instrument_own_requests(hosts=["127.0.0.1"])
     try:
         with caplog.at_level("INFO", logger="otel_productapi"):
             telemetry.instrument(hosts=["127.0.0.1"])

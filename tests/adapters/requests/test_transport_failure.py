@@ -20,14 +20,6 @@ from otel_productapi._core.status import TransportFailure
 LOOPBACK = "127.0.0.1"
 
 
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    """A session that never uses a proxy from the environment."""
-    with requests.Session() as s:
-        s.trust_env = False
-        yield s
-
-
 def _failure_of(call: Callable[[], object]) -> TransportFailure:
     with pytest.raises(requests.RequestException) as info:
         call()
