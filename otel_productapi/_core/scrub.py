@@ -15,6 +15,7 @@ before anything reaches a span, a metric or a log:
     API key with a known prefix (``KEY_PREFIXES``)         ``{token}``
     long random run (see ``looks_random``)                 ``{token}``
     value of a secret-named key (``password=...``)         ``password={secret}``
+    userinfo of a URL in the text (``htps://u:pw@host``)    ``htps://{secret}@host``
     phone number (see below)                               ``{phone}``
     =====================================================  ======================
 
@@ -486,11 +487,19 @@ def _scrub_decoded(text: str) -> str:
     return best
 
 
+# The userinfo of a URL quoted in text ("No connection adapters were found
+# for 'htps://svc:pw@host/'"): tried only right after "://", and a run
+# stops at the next "/", so no two attempts scan the same characters.
+_USERINFO_RE: Final = re.compile(r"(?<=://)[^\s/?#@\[\]]+@")
+
+
 def _scrub_plain(text: str) -> str:
     # Nothing we replace is shorter than 6 characters ("a@b.co").
     if len(text) < 6:
         return text
     if "@" in text or "%40" in text:
+        if "://" in text:
+            text = _USERINFO_RE.sub(SECRET + "@", text)
         text = _scrub_emails(text)
     if "earer" in text or "asic" in text or "EARER" in text or "ASIC" in text:
         text = _AUTH_RE.sub(_auth_placeholder, text)

@@ -261,6 +261,9 @@ def test_tokens_are_replaced(expected: str, text: str) -> None:
         ("users;jsessionid={secret}", "users;jsessionid=ABC123"),
         ("secret = {secret} then", "secret = letmein then"),
         ("PASSWD={secret}", "PASSWD=x"),
+        ("for 'htps://{secret}@h.example/v1'", "for 'htps://svc:Summer2024!@h.example/v1'"),
+        ("see https://{secret}@[::1]:8080/x", "see https://deploy@[::1]:8080/x"),
+        ("mail {email} via https://h/x", "mail jane@example.com via https://h/x"),
     ],
     ids=[
         "password",
@@ -273,10 +276,14 @@ def test_tokens_are_replaced(expected: str, text: str) -> None:
         "path-parameter",
         "spaced",
         "upper-case",
+        "url-userinfo",
+        "url-user-only",
+        "not-userinfo",
     ],
 )
 def test_key_value_secrets_are_replaced(expected: str, text: str) -> None:
-    """The value of a secret-named key becomes {secret}; the key stays readable."""
+    """The value of a secret-named key, and a quoted URL's userinfo, become {secret};
+    the key and the rest of the URL stay readable."""
     assert expected == scrub_text(text)
 
 
