@@ -84,9 +84,11 @@ class Call:
         url: The request URL as sent (to redact it out of exception text).
         done: Set once the call is counted: a call is counted exactly once.
         body: A body an adapter captured for the response phase, if any.
+        origin: What an adapter recognises the call's other sends by (requests:
+            the hooks dict its redirect hops share), if it needs to.
     """
 
-    __slots__ = ("body", "done", "method", "route", "span", "tagger", "url")
+    __slots__ = ("body", "done", "method", "origin", "route", "span", "tagger", "url")
 
     def __init__(self, tagger: Tagger, route: Route, method: str, span: Span, url: str) -> None:
         self.tagger = tagger
@@ -96,6 +98,7 @@ class Call:
         self.url = url
         self.done = False
         self.body: bytes | None = None
+        self.origin: object = None
 
 
 # The call whose span is current. Adapters whose failure path cannot carry
@@ -323,14 +326,15 @@ class Tagger:
         except Exception as exc:  # noqa: BLE001 - never mask the caller's error
             _log_once("transport error", exc)
 
-    def on_escape(self, call: Call) -> None:
-        """Finish a call ended by an exception that is not the exchange's (the
-        caller's own code raised inside the client): not counted, since the API
-        did nothing wrong, but the exception the span records is made safe."""
+    def on_escape(self, call: Call, *, finish: bool) -> None:
+        """An exception that is not the exchange's (the caller's own code raised
+        inside the client) is about to end the call's span: make what the span
+        records of it safe. ``finish``: the call ends here, uncounted (the API
+        did nothing wrong); otherwise the adapter counts it by its response."""
         try:
             if call.done:
                 return
-            call.done = True
+            call.done = finish
             if call.span.is_recording():
                 redact_exception_event(call.span, call.url)
         except Exception as exc:  # noqa: BLE001 - never mask the caller's error

@@ -57,6 +57,7 @@ class RequestsHooks:
             call = self.tagger.on_request(span, request.method, request.url or "")
             if call is not None:
                 setattr(request, CALL_ATTR, call)
+                call.origin = request.hooks  # shared by its redirect hops (copies)
         except Exception:  # noqa: BLE001, S110 - the tagger logs its own failures
             pass
 

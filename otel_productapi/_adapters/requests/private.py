@@ -2,8 +2,10 @@
 
 ``requests`` has no public way to ask "is the body already in memory?"
 without reading it (``response.content`` reads a streamed body), nor "where
-did the body start?" for a file body it sent. tests/adapters/requests/test_requests_private.py
-fails loudly if a release renames what these read.
+did the body start?" for a file body it sent, nor "did ``Session.send`` fail
+in one of the caller's response hooks, and on which response?".
+tests/adapters/requests/test_requests_private.py fails loudly if a release
+renames what these read.
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ from __future__ import annotations
 from typing import Final
 
 import requests
+from requests.hooks import dispatch_hook
 from requests.structures import CaseInsensitiveDict
 
 from otel_productapi._core.headers import Headers
 
-__all__ = ["body_position", "header_reader", "loaded_body"]
+__all__ = ["body_position", "header_reader", "hook_failure", "loaded_body"]
 
 _STORE: Final = "_store"
+_DISPATCH_HOOK: Final = dispatch_hook.__code__
+#: The local of ``dispatch_hook`` holding the response each hook is given.
+_HOOK_DATA: Final = "hook_data"
 
 
 def loaded_body(response: requests.Response) -> bytes | None:
@@ -65,3 +71,21 @@ def header_reader(response: requests.Response) -> Headers:
     if type(headers) is CaseInsensitiveDict and isinstance(store, dict):  # an OrderedDict
         return _StoreReader(store)
     return headers
+
+
+def hook_failure(exc: BaseException) -> tuple[bool, requests.Response | None]:
+    """Whether ``exc`` was raised inside a requests ``hooks={"response": ...}``
+    callback (the caller's code, run by ``dispatch_hook`` inside
+    ``Session.send``), and the response that callback was given.
+
+    Read from the traceback, only on that failure path: requests says
+    nothing else about where ``Session.send`` failed.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code is _DISPATCH_HOOK:
+            response = frame.f_locals.get(_HOOK_DATA)
+            return True, response if isinstance(response, requests.Response) else None
+        tb = tb.tb_next
+    return False, None

@@ -17,7 +17,8 @@ Two things live here:
     ├── ReadTimeout, ChunkedEncodingError ............. after send
     ├── ConnectionError: refused, DNS, connect timeout  not sent
     │                    reset, closed mid-exchange ... after send
-    └── anything else (InvalidURL, InvalidHeader...) .. other
+    └── anything else (InvalidURL, InvalidHeader...),
+        or raised in the caller's response hook ....... other
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import ssl
 import threading
 import traceback
 from collections.abc import Callable, Iterator
+from types import FunctionType
 from typing import Any, Final
 
 import requests
@@ -34,7 +36,9 @@ from opentelemetry.trace import get_current_span
 from requests.adapters import HTTPAdapter
 from urllib3 import exceptions as u3
 
+from otel_productapi._adapters.requests.private import header_reader, hook_failure, loaded_body
 from otel_productapi._core.status import TransportFailure
+from otel_productapi._telemetry.outcomes import outcome_of_status
 from otel_productapi._telemetry.tagger import Call, current_call
 
 __all__ = ["ADAPTER_PATCH", "CALL_ATTR", "AdapterPatch", "call_of", "transport_failure_of"]
@@ -98,8 +102,12 @@ def transport_failure_of(exc: BaseException) -> TransportFailure:  # noqa: PLR09
     failures never sent the request. Read timeouts, resets, truncated bodies
     and TLS failures after the handshake may have. URL, header and schema
     errors are not network failures at all. When in doubt, "after send": a
-    retry helper must not resend a POST the server may have applied.
+    retry helper must not resend a POST the server may have applied. An
+    exception raised in one of the caller's response hooks is the caller's,
+    not the network's, whatever its type.
     """
+    if hook_failure(exc)[0]:
+        return TransportFailure.OTHER
     if isinstance(exc, requests.exceptions.SSLError | u3.SSLError | ssl.SSLError):
         return TransportFailure.NOT_SENT if _in_handshake(exc) else TransportFailure.AFTER_SEND
     if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ProxyError):
@@ -135,8 +143,8 @@ CALL_ATTR: Final = "_otel_productapi_call"
 PATCH_MARK: Final = "_otel_productapi_patched"
 #: What ``RequestsInstrumentor`` sets on its ``Session.send`` wrapper.
 _INSTRUMENTED_MARK: Final = "opentelemetry_instrumentation_requests_applied"
-#: Failures of the exchange itself, as opposed to the caller's own code (a
-#: requests ``response`` hook that raises) running inside ``Session.send``.
+#: Failures of the exchange itself (outside the caller's hooks, which
+#: ``private.hook_failure`` tells apart).
 _EXCHANGE_ERRORS: Final = (requests.RequestException, u3.HTTPError, OSError)
 
 
@@ -147,12 +155,19 @@ def call_of(request: object) -> Call | None:
 
 
 def _failing_call(request: requests.PreparedRequest) -> Call | None:
-    # Redirect hops are copies of the request sent with the instrumentation
-    # suppressed (no span, no hook): the call is the one whose span is current.
-    call = call_of(request) or current_call()
+    call = call_of(request)
+    if call is None:
+        # Redirect hops are copies of the request sent with the instrumentation
+        # suppressed (no span, no hook): the call is the one whose span is
+        # current, if the hop shares its hooks, as copies do. A call the
+        # caller's own hook makes (to another service, say) does not: its
+        # failure is not this call's.
+        call = current_call()
+        if call is None or request.hooks is not call.origin:
+            return None
     # The span check keeps a stale call (one whose span ended without a
     # response) from claiming a failure that is not its own.
-    if call is None or call.done or call.span is not get_current_span():
+    if call.done or call.span is not get_current_span():
         return None
     return call
 
@@ -168,22 +183,33 @@ def _report_escape(request: requests.PreparedRequest, exc: BaseException) -> Non
     """``Session.send`` raised, perhaps outside ``HTTPAdapter.send``.
 
     There the adapter is chosen (``InvalidSchema`` for a mistyped scheme in
-    the URL or a redirect's ``Location``), a custom adapter sends, and the
-    body is read (a truncated body). An exception that carries a response
-    (``TooManyRedirects``, ``raise_for_status`` in a requests hook) goes to
-    the response hook instead. Whatever the failure, the span's exception
-    event and status are redacted; only failures of the exchange are
-    counted, so that a bug in the caller's own hook pages nobody.
+    the URL or a redirect's ``Location``), a custom adapter sends, the
+    caller's response hooks run and the body is read (a truncated body).
+    Whatever the failure, what the span records of the exception is
+    scrubbed. Counted: a failure of the exchange once, as a transport
+    error; a call whose exception carries its response (``TooManyRedirects``,
+    ``raise_for_status`` in a hook) by that response, in the response hook;
+    a call whose response a hook of the caller's failed on, by that
+    response, here. Not counted: the caller's own failure with no response
+    to show (the API did nothing wrong; nothing may page for it).
     """
-    if isinstance(getattr(exc, "response", None), requests.Response):
-        return
     call = _failing_call(request)
     if call is None:
         return
-    if isinstance(exc, _EXCHANGE_ERRORS):
+    if isinstance(getattr(exc, "response", None), requests.Response):
+        call.tagger.on_escape(call, finish=False)  # the response hook counts it
+        return
+    in_hook, response = hook_failure(exc)
+    if in_hook:
+        call.tagger.on_escape(call, finish=response is None)
+        if response is not None:
+            outcome = outcome_of_status(response.status_code)
+            body = loaded_body(response) if outcome.reads_body else None
+            call.tagger.on_response(call, outcome, header_reader(response), body)
+    elif isinstance(exc, _EXCHANGE_ERRORS):
         call.tagger.on_failure(call, transport_failure_of(exc))
     else:
-        call.tagger.on_escape(call)
+        call.tagger.on_escape(call, finish=True)
 
 
 def _wrap_adapter_send(
@@ -232,7 +258,8 @@ _OUR_CODE: Final = frozenset(wrap(requests.Session.send).__code__ for _, wrap in
 
 
 def _is_ours(method: object) -> bool:
-    return getattr(method, "__code__", None) in _OUR_CODE
+    # A plain function only: wrapt's proxies answer for the code they wrap.
+    return type(method) is FunctionType and method.__code__ in _OUR_CODE
 
 
 class AdapterPatch:

@@ -4,9 +4,9 @@
 adapter takes, in the URL or a redirect's ``Location``), runs a custom
 adapter, reads the body (a truncated one raises there) and runs the
 caller's requests hooks. Each failure is counted once and by what it was,
-and the exception the span records is redacted; an exception of the
-caller's own code is redacted but not counted (the API did nothing wrong),
-and one that carries a response goes to the response hook.
+and the exception the span records is redacted; a call whose response a
+hook of the caller's failed on counts by that response (the API did nothing
+wrong), and an exception that carries a response goes to the response hook.
 """
 
 from __future__ import annotations
@@ -131,24 +131,28 @@ def test_a_truncated_body_is_counted_once_as_a_transport_error(
     assert _transport_error(telemetry) == telemetry.request_count() == 1
 
 
-def test_the_callers_own_hook_raising_is_redacted_but_not_counted(
+def test_the_callers_own_hook_raising_is_redacted_and_counted_by_its_response(
     telemetry: Telemetry, api: ScriptedApi, session: requests.Session
 ) -> None:
     """A requests ``response`` hook of the caller's raising ValueError is not the API's
-    failure: no count (no transport_error to page on), and its message is redacted."""
+    failure: the call counts by the response the hook was given (a 200, no class, no
+    transport_error to page on), and the exception's message is redacted."""
     telemetry.instrument(hosts=["127.0.0.1"])
 
     def broken(response: requests.Response, *args: object, **kwargs: object) -> None:
         raise ValueError(f"cannot parse {response.url}")
 
     session.hooks["response"].append(broken)
-    api.script(json_reply(200, {"ok": True}))
+    api.script(json_reply(200, {"ok": True}, [(b"X-Request-Id", b"req-1")]))
     with pytest.raises(ValueError, match="cannot parse"):
         session.get(f"{api.url}/v1/users/{EMAIL}?token={TOKEN}", timeout=5)
     span = telemetry.span()
-    assert n.ATTR_ERROR_CLASS not in (span.attributes or {})
+    attrs = span.attributes or {}
+    assert n.ATTR_ERROR_CLASS not in attrs
+    assert attrs[n.ATTR_REQUEST_ID] == "req-1"
     _assert_redacted(span)
-    assert telemetry.request_count() == 0
+    assert telemetry.request_count() == 1
+    assert telemetry.request_count(**{n.ATTR_HTTP_RESPONSE_STATUS_CODE: 200}) == 1
 
 
 def test_raise_for_status_in_a_hook_still_counts_by_status(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 
+import pytest
 import requests
 from pytest_httpserver import HTTPServer
 
-from otel_productapi._adapters.requests.private import body_position, loaded_body
+from otel_productapi._adapters.requests.private import body_position, hook_failure, loaded_body
 
 BODY = b'{"message": "Invalid query filter"}'
 
@@ -19,6 +20,29 @@ def test_requests_still_has_what_loaded_body_reads(httpserver: HTTPServer) -> No
     response = requests.get(httpserver.url_for("/v1/x"), timeout=5)
     assert "_content" in vars(response)
     assert "_content_consumed" in vars(response)
+
+
+def test_a_failure_in_the_callers_hook_is_told_with_its_response(
+    httpserver: HTTPServer,
+) -> None:
+    """dispatch_hook and its hook_data local still exist: an exception raised in a response
+    hook is found with the response it was given; one raised elsewhere is not."""
+    httpserver.expect_request("/v1/x").respond_with_data(BODY, status=400)
+
+    def broken(response: requests.Response, *args: object, **kwargs: object) -> None:
+        raise ValueError("the caller's bug")
+
+    session = requests.Session()
+    session.hooks["response"].append(broken)
+    with session, pytest.raises(ValueError, match="the caller's bug") as in_a_hook:
+        session.get(httpserver.url_for("/v1/x"), timeout=5)
+    in_hook, response = hook_failure(in_a_hook.value)
+    assert in_hook is True
+    assert response is not None
+    assert (response.status_code, response.content) == (400, BODY)
+    with pytest.raises(requests.exceptions.InvalidSchema) as elsewhere:
+        requests.get("htps://127.0.0.1/v1/x", timeout=5)
+    assert hook_failure(elsewhere.value) == (False, None)
 
 
 def test_a_loaded_body_is_found(httpserver: HTTPServer) -> None:
