@@ -36,7 +36,7 @@ make messages useless). What is:
 - digit groups joined by one repeated separator: 10 to 15 digits in three
   or more groups (``555-123-4567``, ``06 12 34 56 78``, ``138 0013 8000``),
   or 9 to 13 digits in two or more when the first group is a trunk ``0``
-  (``030 1234567``, ``0151/12345678``). Thousands groupings
+  (``030 1234567``, ``0151/12345678``, ``098765 43210``). Thousands groupings
   (``10 000 000``), dotted IPv4 addresses and dates are not phones.
 
 Bounded cost: every pattern is anchored on a character that must be there
@@ -364,7 +364,9 @@ _GROUPED_PHONE_RE: Final = re.compile(
     # A trunk "0" or three groups, and nine digits, or no need to look further.
     r"(?=0\d|\d{1,5}[ .\-/]{1,3}\d{2,8}[ .\-/]{1,3}\d\d)(?=(?:[ .\-/]{0,3}\d){9})"
     r"(?!(?:19|20)\d\d-\d\d-\d\d(?!\d))"  # ISO dates, frequent in logs
-    r"\d{1,5}(?P<sep> ?[.\-/] ?|[ .\-/])\d{2,8}(?:(?P=sep)\d{2,8}){0,4}" + _NOT_BEFORE_NUMBER
+    # A first group of up to five digits, or six after a trunk "0" (India: 098765 43210).
+    r"(?:0\d{5}|\d{1,5})(?P<sep> ?[.\-/] ?|[ .\-/])\d{2,8}(?:(?P=sep)\d{2,8}){0,4}"
+    + _NOT_BEFORE_NUMBER
 )
 _PHONE_PIECE_RE: Final = re.compile(r"%20|\(\d+\)|\d+")
 _YEAR_RE: Final = re.compile(r"(?:19|20)\d\d")
