@@ -194,6 +194,13 @@ class Binding:
                 return
             if self._current() is self._installed:
                 self._instrumentor().uninstrument()
+            else:
+                _LOG.warning(
+                    "otel_productapi: %s's instrumentation was wrapped or replaced by "
+                    "someone else since instrument(); it is left as it is (if it still "
+                    "wraps ours, the Product API hooks stay active)",
+                    self._library,
+                )
             self._patch.release()
             self._installed = None
 

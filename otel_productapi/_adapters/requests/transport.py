@@ -24,6 +24,7 @@ Two things live here:
 from __future__ import annotations
 
 import functools
+import logging
 import ssl
 import threading
 import traceback
@@ -42,6 +43,8 @@ from otel_productapi._telemetry.outcomes import outcome_of_status
 from otel_productapi._telemetry.tagger import Call, current_call
 
 __all__ = ["ADAPTER_PATCH", "CALL_ATTR", "AdapterPatch", "call_of", "transport_failure_of"]
+
+_LOG = logging.getLogger("otel_productapi")
 
 # Failures that happen before a byte of the request reaches the server.
 _NOT_SENT_REASONS: Final[tuple[type[BaseException], ...]] = (
@@ -295,10 +298,16 @@ class AdapterPatch:
                     # since (someone uninstrumented around it): adopt it.
                     self._installed[owner] = current
                     continue
-                if getattr(current, PATCH_MARK, False) or getattr(
-                    current, _INSTRUMENTED_MARK, False
-                ):
-                    continue  # a wrapper around ours, or too late to go inside
+                if getattr(current, PATCH_MARK, False):
+                    continue  # a wrapper around ours
+                if getattr(current, _INSTRUMENTED_MARK, False):
+                    _LOG.warning(
+                        "otel_productapi: requests was instrumented before make_hooks(); "
+                        "failures outside HTTPAdapter.send (a mistyped scheme, a custom "
+                        "adapter, a truncated body) are not tagged or counted; call "
+                        "make_hooks() before RequestsInstrumentor().instrument()"
+                    )
+                    continue  # too late to go inside
                 self._installed[owner] = wrap(current)
                 owner.send = self._installed[owner]  # type: ignore[method-assign]
 

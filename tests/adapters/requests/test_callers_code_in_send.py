@@ -15,12 +15,15 @@ import pytest
 import requests
 import wrapt
 from conftest import Telemetry
+from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan
 from requests.adapters import HTTPAdapter
 from scripted_api import Reply, ScriptedApi, json_reply
 
-from otel_productapi import uninstrument
+from otel_productapi import make_hooks, uninstrument
+from otel_productapi._adapters.requests.transport import ADAPTER_PATCH
 from otel_productapi._core import names as n
+from otel_productapi._telemetry.settings import load_settings
 from otel_productapi.retry import RetryingSession, RetryPolicy
 
 EMAIL = "jane.doe@example.com"
@@ -186,3 +189,40 @@ def test_a_password_in_a_redirects_userinfo_is_not_exported(
     with pytest.raises(requests.exceptions.InvalidSchema):
         session.get(f"{api.url}/v1/me", timeout=5)
     assert "Summer2024" not in _exported_text(telemetry.span())
+
+
+def test_make_hooks_after_the_instrumentation_warns_what_it_cannot_tag(
+    telemetry: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """make_hooks() called after RequestsInstrumentor().instrument() cannot go inside its
+    Session.send wrapper: a warning says which failures go untagged and what to do."""
+    RequestsInstrumentor().instrument(tracer_provider=telemetry.tracer_provider)
+    try:
+        with caplog.at_level("WARNING", logger="otel_productapi"):
+            make_hooks(load_settings(hosts=["127.0.0.1"]))
+        assert "requests was instrumented before make_hooks()" in caplog.text
+        assert not ADAPTER_PATCH.session_installed
+    finally:
+        RequestsInstrumentor().uninstrument()
+
+
+def test_uninstrument_under_someone_elses_wrapper_says_it_leaves_it(
+    telemetry: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An APM wraps Session.send after instrument(): uninstrument() cannot unwrap without
+    dropping the APM's wrapper, so it leaves both, and says so."""
+    telemetry.instrument(hosts=["127.0.0.1"])
+
+    def apm(wrapped, instance, args, kwargs):  # type: ignore[no-untyped-def]
+        return wrapped(*args, **kwargs)
+
+    wrapt.wrap_function_wrapper(requests.Session, "send", apm)
+    theirs = requests.Session.__dict__["send"]
+    try:
+        with caplog.at_level("WARNING", logger="otel_productapi"):
+            uninstrument()
+        assert "requests's instrumentation was wrapped or replaced by someone else" in caplog.text
+        assert requests.Session.__dict__["send"] is theirs
+    finally:
+        requests.Session.send = theirs.__wrapped__  # type: ignore[method-assign]
+        RequestsInstrumentor().uninstrument()
