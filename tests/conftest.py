@@ -164,6 +164,16 @@ class Telemetry:
         return self.value(n.METRIC_CLIENT_REQUESTS, **attrs)
 
 
+def span_text(span: ReadableSpan) -> str:
+    """Every string of ``span`` that an exporter sends (name, status, attributes,
+    event attributes), one per line: what a leak check searches."""
+    parts = [span.name, span.status.description or ""]
+    parts += [f"{k}={v!s}" for k, v in (span.attributes or {}).items()]
+    for event in span.events:
+        parts += [f"{k}={v!s}" for k, v in (event.attributes or {}).items()]
+    return "\n".join(parts)
+
+
 def _includes(attributes: Attrs, wanted: Attrs) -> bool:
     return all(k in attributes and attributes[k] == v for k, v in wanted.items())
 

@@ -10,7 +10,7 @@ import contextlib
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 __all__ = ["RawServer", "http_response", "raw_server"]
@@ -80,23 +80,28 @@ def raw_server(
     *,
     release: threading.Event | None = None,
     reset: bool = False,
+    then: Sequence[bytes | None] = (),
 ) -> Iterator[RawServer]:
     """A 127.0.0.1 server that answers each connection with ``first``, then (once
     ``release`` is set, if given) ``rest``, then closes it (``reset``: at once, with
-    an RST instead of a FIN)."""
+    an RST instead of a FIN). ``then``: what the second, third... connection gets
+    instead of ``first`` (its last item repeats; ``None``: an RST once the request is
+    read)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
     server = RawServer(listener.getsockname()[1], [])
     stop = threading.Event()
 
-    def answer(conn: socket.socket) -> None:
+    def answer(conn: socket.socket, number: int) -> None:
+        answer = first if number == 0 or not then else then[min(number, len(then)) - 1]
         with conn:
             conn.settimeout(30)
             with contextlib.suppress(OSError):
                 server.received.append(_read_request(conn))
-                conn.sendall(first)
-                if reset:
+                if answer is not None:
+                    conn.sendall(answer)
+                if reset or answer is None:
                     # Linger 0: close() sends RST instead of FIN.
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     return
@@ -111,6 +116,7 @@ def raw_server(
 
     def serve() -> None:
         listener.settimeout(0.05)
+        number = 0
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
@@ -119,7 +125,8 @@ def raw_server(
             except OSError:
                 return
             conn.settimeout(None)
-            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+            threading.Thread(target=answer, args=(conn, number), daemon=True).start()
+            number += 1
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()

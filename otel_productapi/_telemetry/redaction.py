@@ -11,9 +11,10 @@ unchanged, and other calls pay nothing.
 
 from __future__ import annotations
 
+import re
 import traceback
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry.trace import Span, Status, StatusCode
 
@@ -61,15 +62,30 @@ def redact_exception_event(span: Span, url: str) -> None:
         return
 
 
+# A URL, or a path with a query, quoted in exception text: a redirect hop's
+# ("Max retries exceeded with url: /v1/invite?code=..."), not only the call's.
+_QUOTED_URL: Final = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.\-]{0,15}://[^\s'\"<>()]+|(?<![^\s'\"(=:])/[^\s'\"<>()?]*\?[^\s'\"<>()]+"
+)
+
+
 def redact_text(text: str, url: str) -> str:
-    """``text`` with ``url`` (whole, or its path and query) redacted, then scrubbed."""
+    """``text`` with ``url`` (whole, or its path and query) and any other URL or
+    path with a query in it redacted, then scrubbed."""
+    # Cut first (with room for what redaction shortens), so the cost is bounded.
+    text = text[: 2 * MAX_EXCEPTION_TEXT]
     if url:
         redacted = redact_url(url)
         text = text.replace(url, redacted)
         path, safe_path = _path_and_query(url), _path_and_query(redacted)
         if len(path) > 1:
             text = text.replace(path, safe_path)
+    text = _QUOTED_URL.sub(_redacted_match, text)
     return scrub_text(text, max_length=MAX_EXCEPTION_TEXT)
+
+
+def _redacted_match(match: re.Match[str]) -> str:
+    return redact_url(match.group())
 
 
 def _path_and_query(url: str) -> str:

@@ -10,7 +10,8 @@ renames what these read.
 
 from __future__ import annotations
 
-from typing import Final
+from types import CodeType
+from typing import Final, NamedTuple
 
 import requests
 from requests.hooks import dispatch_hook
@@ -18,10 +19,22 @@ from requests.structures import CaseInsensitiveDict
 
 from otel_productapi._core.headers import Headers
 
-__all__ = ["body_position", "header_reader", "hook_failure", "loaded_body"]
+__all__ = ["HookFailure", "body_position", "header_reader", "hook_failure", "loaded_body"]
 
 _STORE: Final = "_store"
 _DISPATCH_HOOK: Final = dispatch_hook.__code__
+#: Where a response's body is read: ``Response.content`` and the generator
+#: inside ``Response.iter_content`` (a parse error in ``json()`` is neither).
+_BODY_READS: Final = frozenset(
+    [
+        requests.Response.content.fget.__code__,  # type: ignore[attr-defined]
+        *(
+            const
+            for const in requests.Response.iter_content.__code__.co_consts
+            if isinstance(const, CodeType) and const.co_name == "generate"
+        ),
+    ]
+)
 #: The local of ``dispatch_hook`` holding the response each hook is given.
 _HOOK_DATA: Final = "hook_data"
 
@@ -73,19 +86,50 @@ def header_reader(response: requests.Response) -> Headers:
     return headers
 
 
-def hook_failure(exc: BaseException) -> tuple[bool, requests.Response | None]:
-    """Whether ``exc`` was raised inside a requests ``hooks={"response": ...}``
-    callback (the caller's code, run by ``dispatch_hook`` inside
-    ``Session.send``), and the response that callback was given.
+class HookFailure(NamedTuple):
+    """An exception raised inside one of the caller's requests response hooks.
+
+    Attributes:
+        response: The response that hook was given (``None`` if a hook
+            before it returned something else).
+        exchange: The failure is still the exchange's: the hook was reading
+            that response's body (``response.content`` meets a truncated
+            body first there, since requests runs hooks before reading it),
+            or resending its request (``HTTPDigestAuth`` answers a 401 so).
+    """
+
+    response: requests.Response | None
+    exchange: bool
+
+
+def hook_failure(exc: BaseException) -> HookFailure | None:
+    """How ``exc`` relates to the caller's requests ``hooks={"response": ...}``
+    callbacks (run by ``dispatch_hook`` inside ``Session.send``), or ``None``
+    if it was not raised inside one.
 
     Read from the traceback, only on that failure path: requests says
     nothing else about where ``Session.send`` failed.
     """
     tb = exc.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        if frame.f_code is _DISPATCH_HOOK:
-            response = frame.f_locals.get(_HOOK_DATA)
-            return True, response if isinstance(response, requests.Response) else None
+    while tb is not None and tb.tb_frame.f_code is not _DISPATCH_HOOK:
         tb = tb.tb_next
-    return False, None
+    if tb is None:
+        return None
+    response = tb.tb_frame.f_locals.get(_HOOK_DATA)
+    if not isinstance(response, requests.Response):
+        return HookFailure(None, exchange=False)
+    sent = response.request
+    origin = sent.hooks if isinstance(sent, requests.PreparedRequest) else None
+    # Below the hook: a read of the response's body, or a send of a copy of
+    # its request (copies share their hooks).
+    while (tb := tb.tb_next) is not None:
+        local = tb.tb_frame.f_locals
+        request = local.get("request")
+        # (``generate`` sees ``self`` as a free variable, in its locals too.)
+        if (tb.tb_frame.f_code in _BODY_READS and local.get("self") is response) or (
+            origin is not None
+            and isinstance(request, requests.PreparedRequest)
+            and request.hooks is origin
+        ):
+            return HookFailure(response, exchange=True)
+    return HookFailure(response, exchange=False)

@@ -109,7 +109,8 @@ def transport_failure_of(exc: BaseException) -> TransportFailure:  # noqa: PLR09
     exception raised in one of the caller's response hooks is the caller's,
     not the network's, whatever its type.
     """
-    if hook_failure(exc)[0]:
+    in_hook = hook_failure(exc)
+    if in_hook is not None and not in_hook.exchange:
         return TransportFailure.OTHER
     if isinstance(exc, requests.exceptions.SSLError | u3.SSLError | ssl.SSLError):
         return TransportFailure.NOT_SENT if _in_handshake(exc) else TransportFailure.AFTER_SEND
@@ -159,12 +160,13 @@ def call_of(request: object) -> Call | None:
 
 def _failing_call(request: requests.PreparedRequest) -> Call | None:
     call = call_of(request)
-    if call is None:
+    if call is None or call.span is not get_current_span():
         # Redirect hops are copies of the request sent with the instrumentation
-        # suppressed (no span, no hook): the call is the one whose span is
-        # current, if the hop shares its hooks, as copies do. A call the
-        # caller's own hook makes (to another service, say) does not: its
-        # failure is not this call's.
+        # suppressed (no span, no hook), and one PreparedRequest may be sent
+        # from two threads at once (the later send's call rides on it): the
+        # call is the one whose span is current, if the request shares its
+        # hooks, as copies do. A call the caller's own hook makes (to another
+        # service, say) does not: its failure is not this call's.
         call = current_call()
         if call is None or request.hooks is not call.origin:
             return None
@@ -173,6 +175,14 @@ def _failing_call(request: requests.PreparedRequest) -> Call | None:
     if call.done or call.span is not get_current_span():
         return None
     return call
+
+
+def _own_response(response: object, call: Call) -> requests.Response | None:
+    """``response`` if it is an answer to ``call`` (its request or a copy of it)."""
+    if not isinstance(response, requests.Response) or type(response.status_code) is not int:
+        return None
+    sent = response.request
+    return response if sent is not None and sent.hooks is call.origin else None
 
 
 def _report_failure(request: requests.PreparedRequest, exc: BaseException) -> None:
@@ -190,20 +200,24 @@ def _report_escape(request: requests.PreparedRequest, exc: BaseException) -> Non
     caller's response hooks run and the body is read (a truncated body).
     Whatever the failure, what the span records of the exception is
     scrubbed. Counted: a failure of the exchange once, as a transport
-    error; a call whose exception carries its response (``TooManyRedirects``,
-    ``raise_for_status`` in a hook) by that response, in the response hook;
-    a call whose response a hook of the caller's failed on, by that
-    response, here. Not counted: the caller's own failure with no response
-    to show (the API did nothing wrong; nothing may page for it).
+    error (a hook reading the body or resending the request, as digest auth
+    does, fails the exchange too); a call whose exception carries its own
+    response (``TooManyRedirects``, ``raise_for_status`` in a hook) by that
+    response, in the response hook; a call whose response a hook of the
+    caller's failed on (however: a ``ValueError``, another service's
+    ``HTTPError``), by that response, here. Not counted: the caller's own
+    failure with no response of the API's to show (the API did nothing
+    wrong; nothing may page for it).
     """
     call = _failing_call(request)
     if call is None:
         return
-    if isinstance(getattr(exc, "response", None), requests.Response):
+    if _own_response(getattr(exc, "response", None), call) is not None:
         call.tagger.on_escape(call, finish=False)  # the response hook counts it
         return
-    in_hook, response = hook_failure(exc)
-    if in_hook:
+    in_hook = hook_failure(exc)
+    if in_hook is not None and not in_hook.exchange:
+        response = _own_response(in_hook.response, call)
         call.tagger.on_escape(call, finish=response is None)
         if response is not None:
             outcome = outcome_of_status(response.status_code)

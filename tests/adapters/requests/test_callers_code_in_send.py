@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 import wrapt
-from conftest import Telemetry
+from conftest import Telemetry, span_text
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
-from opentelemetry.sdk.trace import ReadableSpan
 from requests.adapters import HTTPAdapter
 from scripted_api import Reply, ScriptedApi, json_reply
 
@@ -31,14 +30,6 @@ TOKEN = "tok_9fQ2xLmZ4rT8vB1nK7sW3yHd"  # a needle in key=value form, not a real
 TRANSPORT_ERROR = {n.ATTR_ERROR_CLASS: n.CLASS_TRANSPORT_ERROR}
 
 
-def _exported_text(span: ReadableSpan) -> str:
-    parts = [span.name, span.status.description or ""]
-    parts += [f"{k}={v!s}" for k, v in (span.attributes or {}).items()]
-    for event in span.events:
-        parts += [f"{k}={v!s}" for k, v in (event.attributes or {}).items()]
-    return "\n".join(parts)
-
-
 def test_raise_for_status_hook_exception_is_redacted(
     telemetry: Telemetry, api: ScriptedApi, session: requests.Session
 ) -> None:
@@ -49,7 +40,7 @@ def test_raise_for_status_hook_exception_is_redacted(
     api.script(json_reply(429, {"message": "Slow down"}))
     with pytest.raises(requests.HTTPError):
         session.get(f"{api.url}/v1/users/{EMAIL}?token={TOKEN}", timeout=5)
-    text = _exported_text(telemetry.span())
+    text = span_text(telemetry.span())
     assert EMAIL not in text
     assert TOKEN not in text
 
@@ -176,7 +167,7 @@ def test_the_callers_own_error_carrying_a_response_is_redacted(
     api.script(json_reply(404, {"message": "No such user"}))
     with pytest.raises(_ApiError):
         session.get(f"{api.url}/v1/users/{EMAIL}", timeout=5)
-    assert EMAIL not in _exported_text(telemetry.span())
+    assert EMAIL not in span_text(telemetry.span())
 
 
 def test_a_password_in_a_redirects_userinfo_is_not_exported(
@@ -188,7 +179,7 @@ def test_a_password_in_a_redirects_userinfo_is_not_exported(
     api.script(Reply(302, [(b"Location", b"htps://svc:Summer2024!@127.0.0.1/v1/x")]))
     with pytest.raises(requests.exceptions.InvalidSchema):
         session.get(f"{api.url}/v1/me", timeout=5)
-    assert "Summer2024" not in _exported_text(telemetry.span())
+    assert "Summer2024" not in span_text(telemetry.span())
 
 
 def test_make_hooks_after_the_instrumentation_warns_what_it_cannot_tag(

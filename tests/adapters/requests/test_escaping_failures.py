@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from conftest import Telemetry
+from conftest import Telemetry, span_text
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
@@ -32,17 +32,8 @@ EMAIL = "jane.doe@example.com"
 TOKEN = "tok_9fQ2xLmZ4rT8vB1nK7sW3yHd"  # a needle in key=value form, not a real secret
 
 
-def _exported_text(span: ReadableSpan) -> str:
-    """Every string of the span that an exporter sends, joined."""
-    parts = [span.name, span.status.description or ""]
-    parts += [f"{k}={v!s}" for k, v in (span.attributes or {}).items()]
-    for event in span.events:
-        parts += [f"{k}={v!s}" for k, v in (event.attributes or {}).items()]
-    return "\n".join(parts)
-
-
 def _assert_redacted(span: ReadableSpan) -> None:
-    text = _exported_text(span)
+    text = span_text(span)
     assert span.events, "the exception was recorded"
     assert EMAIL not in text
     assert TOKEN not in text

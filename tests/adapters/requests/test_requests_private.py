@@ -36,13 +36,14 @@ def test_a_failure_in_the_callers_hook_is_told_with_its_response(
     session.hooks["response"].append(broken)
     with session, pytest.raises(ValueError, match="the caller's bug") as in_a_hook:
         session.get(httpserver.url_for("/v1/x"), timeout=5)
-    in_hook, response = hook_failure(in_a_hook.value)
-    assert in_hook is True
-    assert response is not None
-    assert (response.status_code, response.content) == (400, BODY)
+    found = hook_failure(in_a_hook.value)
+    assert found is not None
+    assert found.exchange is False
+    assert found.response is not None
+    assert (found.response.status_code, found.response.content) == (400, BODY)
     with pytest.raises(requests.exceptions.InvalidSchema) as elsewhere:
         requests.get("htps://127.0.0.1/v1/x", timeout=5)
-    assert hook_failure(elsewhere.value) == (False, None)
+    assert hook_failure(elsewhere.value) is None
 
 
 def test_a_loaded_body_is_found(httpserver: HTTPServer) -> None:
