@@ -113,6 +113,11 @@ def _parse_number(raw: object) -> int | float | None:
 # change once a second, so most values repeat (remaining counts do not, and
 # cost a parse each).
 _numbers: BoundedCache[str, int | float | None] = BoundedCache(1024)
+#: Seconds of a reset sent as a delta (below ``EPOCH_SECONDS_THRESHOLD``), by
+#: text, for the units that read such a value as a delta: the same text
+#: always means the same wait, whatever the time.
+_delta_resets: BoundedCache[str, float] = BoundedCache(1024)
+_DELTA_UNITS: Final = frozenset({"auto", "delta_seconds"})
 _UNSEEN: Final = object()
 
 
@@ -212,23 +217,26 @@ def ratelimit_fields(
     try:
         get = headers.get
         raw_limit, raw_remaining, raw_reset = get(_LIMIT), get(_REMAINING), get(_RESET)
-        # Called on every response: the three cache look-ups are made here,
-        # and only a value not seen yet (or not a str) costs a call.
+        # Called on every response: the cache look-ups are made here, and
+        # only a value not seen yet (or not a str, or an epoch reset) costs a call.
         cached = _numbers.get
         limit = cached(raw_limit, _UNSEEN)  # type: ignore[arg-type]  # any value; misses are parsed
         remaining = cached(raw_remaining, _UNSEEN)  # type: ignore[arg-type]
-        reset = cached(raw_reset, _UNSEEN)  # type: ignore[arg-type]
+        # A delta reset does not depend on the clock: its seconds are cached by text.
+        seconds = _delta_resets.get(raw_reset) if reset_unit in _DELTA_UNITS else None  # type: ignore[arg-type]
     except Exception:  # noqa: BLE001 - a broken headers object must not break the call
         return None, None, None
     if limit is _UNSEEN:
         limit = _number(raw_limit)
     if remaining is _UNSEEN:
         remaining = _number(raw_remaining)
-    if reset is _UNSEEN:
-        reset = _number(raw_reset)
-    seconds = _reset_seconds(reset, now, reset_unit)  # type: ignore[arg-type]  # a number or None
     if seconds is None:
-        seconds = retry_after_seconds(headers, now=now)
+        reset = _number(raw_reset)
+        seconds = _reset_seconds(reset, now, reset_unit)
+        if seconds is None:
+            seconds = retry_after_seconds(headers, now=now)
+        elif reset_unit in _DELTA_UNITS and reset is not None and reset < EPOCH_SECONDS_THRESHOLD:
+            _delta_resets.put(raw_reset, seconds)  # type: ignore[arg-type]  # hashable: looked up above
     # Counts are integers: "12.5" or "1e3" is no count.
     return (
         limit if type(limit) is int else None,

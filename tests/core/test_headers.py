@@ -283,3 +283,27 @@ def test_plain_dict_headers_are_accepted() -> None:
     """A plain dict works, with lower-case keys (what the hooks hand over)."""
     found = ratelimit_fields({"x-ratelimit-limit": "5", "x-ratelimit-remaining": "1"}, NOW, "auto")
     assert found == (5, 1, None)
+
+
+def test_a_cached_delta_reset_is_not_read_in_an_epoch_unit() -> None:
+    """The same reset text reads as a delta in auto mode and as a past epoch in epoch mode."""
+    reset = headers(x_ratelimit_reset="30")
+    assert ratelimit_fields(reset, NOW, "auto")[2] == 30.0
+    assert ratelimit_fields(reset, NOW, "auto")[2] == 30.0  # from the cache
+    assert ratelimit_fields(reset, NOW, "delta_seconds")[2] == 30.0
+    assert ratelimit_fields(reset, NOW, "epoch_seconds")[2] == 0.0
+
+
+def test_an_epoch_reset_follows_the_clock() -> None:
+    """An epoch reset is worked out against the current time on every response."""
+    reset = headers(x_ratelimit_reset=str(int(NOW) + 60))
+    assert ratelimit_fields(reset, NOW, "auto")[2] == 60.0
+    assert ratelimit_fields(reset, NOW + 45, "auto")[2] == 15.0
+
+
+def test_delta_resets_stay_right_when_their_cache_starts_over() -> None:
+    """More distinct delta resets than the cache holds are each read right, twice."""
+    for _ in range(2):
+        for seconds in range(1500):
+            found = ratelimit_fields(headers(x_ratelimit_reset=str(seconds)), NOW, "auto")
+            assert found == (None, None, float(seconds))
