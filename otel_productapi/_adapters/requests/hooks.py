@@ -25,7 +25,7 @@ from otel_productapi._adapters.requests.transport import ADAPTER_PATCH, CALL_ATT
 from otel_productapi._telemetry.metrics import metrics_for
 from otel_productapi._telemetry.outcomes import outcome_of_status
 from otel_productapi._telemetry.settings import ProductApiSettings, load_settings
-from otel_productapi._telemetry.tagger import Tagger
+from otel_productapi._telemetry.tagger import Tagger, current_call
 
 __all__ = ["HOOK_MARK", "ProductApiHooks", "RequestsHooks", "make_hooks"]
 
@@ -67,7 +67,13 @@ class RequestsHooks:
         """Finish a call that got a response, with the body only if already loaded."""
         try:
             call = call_of(request)
-            if call is None or call.tagger is not self.tagger or call.span is not span:
+            if call is None or call.span is not span:
+                # One PreparedRequest sent from two threads: the other send's
+                # call rode on it last; this one is this context's.
+                call = current_call()
+                if call is None or call.span is not span:
+                    return
+            if call.tagger is not self.tagger:
                 return
             outcome = outcome_of_status(response.status_code)
             body = loaded_body(response) if outcome.reads_body else None

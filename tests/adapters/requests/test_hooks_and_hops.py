@@ -8,7 +8,6 @@ and a redirect hop whose URL carries a one-time code.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from typing import Any
 
@@ -140,15 +139,10 @@ class _GatedAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
-def test_one_prepared_request_sent_from_two_threads_counts_and_redacts_both(
-    telemetry: Telemetry, closed_port: int
-) -> None:
-    """One PreparedRequest (prepare once, send from a worker pool), sent by thread A, then
-    by thread B before A's refused connection fails: both calls are counted and neither
-    span exports the e-mail in the URL (A's call is not counted and its span exports
-    the e-mail: B's call replaced A's on the shared request)."""
-    telemetry.instrument(hosts=["127.0.0.1"])
-    prepared = requests.Request("GET", f"http://127.0.0.1:{closed_port}/v1/users/{EMAIL}").prepare()
+def _send_interleaved(prepared: requests.PreparedRequest) -> list[BaseException]:
+    """Send ``prepared`` from thread A, then from this thread (B) while A waits inside
+    its adapter, then let A go on: A finishes after B, on a request that B's call
+    rode on last. Returns the exceptions A and B raised."""
     entered, gate = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
@@ -164,16 +158,45 @@ def test_one_prepared_request_sent_from_two_threads_counts_and_redacts_both(
     first = threading.Thread(target=thread_a)
     first.start()
     assert entered.wait(10)
-    with requests.Session() as b, contextlib.suppress(requests.ConnectionError):
+    with requests.Session() as b:
         b.trust_env = False
-        b.send(prepared, timeout=5)
+        try:
+            b.send(prepared, timeout=5)
+        except requests.ConnectionError as exc:
+            errors.append(exc)
     gate.set()
     first.join(10)
-    assert len(errors) == 1
+    return errors
+
+
+def test_one_prepared_request_sent_from_two_threads_counts_and_redacts_both(
+    telemetry: Telemetry, closed_port: int
+) -> None:
+    """One PreparedRequest (prepare once, send from a worker pool), sent by thread A, then
+    by thread B before A's refused connection fails: both calls are counted and neither
+    span exports the e-mail in the URL (A's call is not counted and its span exports
+    the e-mail: B's call replaced A's on the shared request)."""
+    telemetry.instrument(hosts=["127.0.0.1"])
+    prepared = requests.Request("GET", f"http://127.0.0.1:{closed_port}/v1/users/{EMAIL}").prepare()
+    assert len(_send_interleaved(prepared)) == 2
     spans = telemetry.spans()
     assert len(spans) == 2
     assert telemetry.request_count(**TRANSPORT_ERROR) == 2
     assert [EMAIL in span_text(span) for span in spans] == [False, False]
+
+
+def test_one_prepared_request_answered_in_two_threads_counts_both(
+    telemetry: Telemetry, api: ScriptedApi
+) -> None:
+    """The same interleaving on the success path: A's 200 arrives after B's call rode on
+    the shared request last; both calls are tagged and counted (A's response hook found
+    B's call on the request and skipped: one count of two)."""
+    telemetry.instrument(hosts=["127.0.0.1"])
+    api.script(json_reply(200, {"ok": 1}), json_reply(200, {"ok": 2}))
+    prepared = requests.Request("GET", f"{api.url}/v1/things").prepare()
+    assert _send_interleaved(prepared) == []
+    assert len(telemetry.spans()) == 2
+    assert telemetry.request_count(**STATUS_200) == 2
 
 
 def test_a_redirect_hops_query_is_redacted_from_its_failure(
