@@ -2,8 +2,10 @@
 
 httpx tells a transport nothing about whether the caller asked for a
 streamed response (``client.stream(...)``, ``send(..., stream=True)``): only
-``Client.send``'s own ``stream`` argument says so. tests/adapters/httpx/test_httpx_private.py
-fails loudly if a release changes what this reads.
+``Client.send``'s own ``stream`` argument says so. And ``httpx.Headers.get``
+scans its list and decodes every match per look-up, where the tagger makes
+five or more: ``header_reader`` indexes the list once. tests/adapters/httpx/test_httpx_private.py
+fails loudly if a release changes what these read.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from typing import Final
 
 import httpx
 
-__all__ = ["streams_the_response"]
+from otel_productapi._core.headers import Headers
+
+__all__ = ["header_reader", "streams_the_response"]
 
 _SEND_CODES: Final = frozenset({httpx.Client.send.__code__, httpx.AsyncClient.send.__code__})
 # Client.send -> _send_handling_auth -> _send_handling_redirects -> _send_single_request
 # -> the instrumentation's wrappers -> us: well within this many frames.
 _MAX_DEPTH: Final = 32
+_LIST: Final = "_list"
 
 
 def streams_the_response() -> bool:
@@ -39,3 +44,37 @@ def streams_the_response() -> bool:
             return frame.f_locals.get("stream") is not False
         frame = frame.f_back
     return True
+
+
+class _ListReader:
+    """``get`` from ``httpx.Headers``' list of ``(name, lower-case name, value)``,
+    indexed once by lower-case name: one dictionary look-up and one decode per
+    header read, where ``Headers.get`` takes four Python calls and a scan.
+
+    Values are decoded as Latin-1, as the core expects of every client (it
+    reads UTF-8 again out of that); ASCII values, all that the tagger parses,
+    are the same text in every encoding httpx may pick.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[bytes, bytes]) -> None:
+        self._values = values
+
+    def get(self, key: str, /) -> str | None:
+        value = self._values.get(key.encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
+
+
+def header_reader(headers: httpx.Headers) -> Headers:
+    """The headers, for look-ups by lower-case name.
+
+    A reader of the list behind ``httpx.Headers``; a name sent twice (httpx
+    joins the values with ``", "``), or any other headers object, is left to
+    httpx's own ``get``.
+    """
+    items = getattr(headers, _LIST, None)
+    if type(headers) is not httpx.Headers or type(items) is not list:
+        return headers
+    values = {name: value for _, name, value in items}
+    return _ListReader(values) if len(values) == len(items) else headers

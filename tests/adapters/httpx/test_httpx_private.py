@@ -10,7 +10,7 @@ import httpx
 import pytest
 from httpx_support import KINDS, Kind, run
 
-from otel_productapi._adapters.httpx.private import streams_the_response
+from otel_productapi._adapters.httpx.private import header_reader, streams_the_response
 
 URL = "http://127.0.0.1/v1/x"
 
@@ -70,3 +70,32 @@ def test_streams_the_response_reads_the_callers_choice(kind: Kind, how: str, str
 def test_no_client_on_the_stack_means_a_stream() -> None:
     """A transport called directly (no Client.send to read): assume a stream."""
     assert streams_the_response() is True
+
+
+def test_headers_still_keep_a_list_of_name_lower_name_value() -> None:
+    """httpx.Headers still holds the (name, lower-case name, value) list header_reader reads."""
+    items = httpx.Headers([("X-RateLimit-Limit", "100")])._list
+    assert items == [(b"X-RateLimit-Limit", b"x-ratelimit-limit", b"100")]
+
+
+def test_header_reader_finds_lower_case_names_as_httpx_does() -> None:
+    """The reader answers what httpx.Headers.get answers, for present and absent names."""
+    headers = httpx.Headers(
+        [("X-RateLimit-Remaining", "0"), ("X-Request-Id", "req_1"), ("Content-Length", "51")]
+    )
+    reader = header_reader(headers)
+    assert reader is not headers
+    for name in ("x-ratelimit-remaining", "x-request-id", "content-length", "retry-after"):
+        assert reader.get(name) == headers.get(name)
+
+
+def test_header_reader_decodes_values_as_latin_1() -> None:
+    """A non-ASCII value comes back as Latin-1 text, as the core expects of every client."""
+    headers = httpx.Headers([(b"X-Request-Id", "é".encode())])
+    assert header_reader(headers).get("x-request-id") == "é".encode().decode("latin-1")
+
+
+def test_header_reader_leaves_repeated_names_to_httpx() -> None:
+    """A name sent twice gets httpx's own joined value."""
+    headers = httpx.Headers([("X-Request-Id", "a"), ("x-request-id", "b")])
+    assert header_reader(headers).get("x-request-id") == "a, b"
