@@ -18,13 +18,16 @@ import httpx
 
 from otel_productapi._core.headers import Headers
 
-__all__ = ["header_reader", "streams_the_response"]
+__all__ = ["header_reader", "plain_length", "streams_the_response"]
 
 _SEND_CODES: Final = frozenset({httpx.Client.send.__code__, httpx.AsyncClient.send.__code__})
 # Client.send -> _send_handling_auth -> _send_handling_redirects -> _send_single_request
 # -> the instrumentation's wrappers -> us: well within this many frames.
 _MAX_DEPTH: Final = 32
 _LIST: Final = "_list"
+_CONTENT_LENGTH: Final = b"content-length"
+_CONTENT_ENCODING: Final = b"content-encoding"
+_PLAIN_ENCODINGS: Final = frozenset({b"", b"identity"})
 
 
 def streams_the_response() -> bool:
@@ -78,3 +81,26 @@ def header_reader(headers: httpx.Headers) -> Headers:
         return headers
     values = {name: value for _, name, value in items}
     return _ListReader(values) if len(values) == len(items) else headers
+
+
+def plain_length(headers: httpx.Headers) -> int | None:
+    """The declared ``Content-Length`` of a body sent as it is, or ``None``.
+
+    ``None`` when the length is absent, repeated or not plain digits, or when
+    a ``Content-Encoding`` other than ``identity`` is declared: one pass over
+    the list, where two ``get`` calls would make two.
+    """
+    items = getattr(headers, _LIST, None)
+    if type(headers) is not httpx.Headers or type(items) is not list:
+        return None
+    length: bytes | None = None
+    for _, name, value in items:
+        if name == _CONTENT_LENGTH:
+            if length is not None:
+                return None
+            length = value
+        elif name == _CONTENT_ENCODING and value.strip().lower() not in _PLAIN_ENCODINGS:
+            return None
+    if length is None or not length.isdigit():
+        return None
+    return int(length)

@@ -35,7 +35,7 @@ from typing import Any, Final
 import httpx
 from opentelemetry.trace import get_current_span
 
-from otel_productapi._adapters.httpx.private import header_reader, streams_the_response
+from otel_productapi._adapters.httpx.private import plain_length, streams_the_response
 from otel_productapi._core.status import TransportFailure
 from otel_productapi._telemetry.outcomes import reads_body
 from otel_productapi._telemetry.tagger import Call, current_call
@@ -86,23 +86,17 @@ def _call_of_current_span() -> Call | None:
 def _reading_call(response: httpx.Response) -> Call | None:
     """The call whose body to read now, or ``None``; never raises.
 
-    Only a small, plain body that the caller reads anyway: an error or 202
-    status (``reads_body``), a declared ``Content-Length`` of at most
+    Asked only of an error or 202 status (``reads_body``). Only a small,
+    plain body that the caller reads anyway: a declared ``Content-Length`` of at most
     ``min(max_body_bytes, MAX_CAPTURED_BODY)``, no ``Content-Encoding``, on a
     Product API call whose ``Client.send`` was not asked for a stream.
     """
     try:
-        if not reads_body(response.status_code):
-            return None
         call = _call_of_current_span()
         if call is None:
             return None
-        headers = header_reader(response.headers)
-        length = headers.get("content-length") or ""
-        limit = min(call.tagger.max_body_bytes, MAX_CAPTURED_BODY)
-        if not (length.isascii() and length.isdigit()) or int(length) > limit:
-            return None
-        if (headers.get("content-encoding") or "identity").lower() != "identity":
+        length = plain_length(response.headers)
+        if length is None or length > min(call.tagger.max_body_bytes, MAX_CAPTURED_BODY):
             return None
         # client.stream(...) must get its body as a stream, when it wants it.
         return None if streams_the_response() else call
@@ -272,7 +266,10 @@ class TransportPatch:
             except Exception as exc:
                 _report_failure(exc)
                 raise
-            call = _reading_call(response)
+            try:
+                call = _reading_call(response) if reads_body(response.status_code) else None
+            except Exception:  # noqa: BLE001 - telemetry must never break the call
+                return response
             return response if call is None else _read_ahead(response, call)
 
         setattr(handle_request, PATCH_MARK, True)
@@ -291,7 +288,10 @@ class TransportPatch:
             except Exception as exc:
                 _report_failure(exc)
                 raise
-            call = _reading_call(response)
+            try:
+                call = _reading_call(response) if reads_body(response.status_code) else None
+            except Exception:  # noqa: BLE001 - telemetry must never break the call
+                return response
             return response if call is None else await _aread_ahead(response, call)
 
         setattr(handle_async_request, PATCH_MARK, True)

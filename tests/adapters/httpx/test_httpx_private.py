@@ -10,7 +10,11 @@ import httpx
 import pytest
 from httpx_support import KINDS, Kind, run
 
-from otel_productapi._adapters.httpx.private import header_reader, streams_the_response
+from otel_productapi._adapters.httpx.private import (
+    header_reader,
+    plain_length,
+    streams_the_response,
+)
 
 URL = "http://127.0.0.1/v1/x"
 
@@ -99,3 +103,23 @@ def test_header_reader_leaves_repeated_names_to_httpx() -> None:
     """A name sent twice gets httpx's own joined value."""
     headers = httpx.Headers([("X-Request-Id", "a"), ("x-request-id", "b")])
     assert header_reader(headers).get("x-request-id") == "a, b"
+
+
+@pytest.mark.parametrize(
+    ("headers", "length"),
+    [
+        ([("Content-Length", "51")], 51),
+        ([("Content-Length", "51"), ("Content-Encoding", "Identity")], 51),
+        ([("Content-Length", "51"), ("Content-Encoding", "gzip")], None),
+        ([("Content-Encoding", "br"), ("Content-Length", "51")], None),
+        ([("Content-Length", "51"), ("Content-Length", "51")], None),
+        ([("Content-Length", "-1")], None),
+        ([("Content-Length", "5 1")], None),
+        ([("Content-Type", "application/json")], None),
+    ],
+)
+def test_plain_length_reads_the_declared_length_of_a_plain_body(
+    headers: list[tuple[str, str]], length: int | None
+) -> None:
+    """plain_length: the one declared Content-Length, unless encoded, repeated or not digits."""
+    assert plain_length(httpx.Headers(headers)) == length
