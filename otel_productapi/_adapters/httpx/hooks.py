@@ -20,7 +20,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span
 
 from otel_productapi._adapters import zero_code
-from otel_productapi._adapters.httpx.private import header_reader
+from otel_productapi._adapters.httpx.private import header_reader, url_text
 from otel_productapi._adapters.httpx.transport import TRANSPORT_PATCH
 from otel_productapi._telemetry.metrics import metrics_for
 from otel_productapi._telemetry.outcomes import outcome_of_status
@@ -58,7 +58,7 @@ class HttpxHooks:
         # The tagger logs its own failures; a RequestInfo without a URL is not ours.
         # (try, not contextlib.suppress: no context manager object per request)
         try:  # noqa: SIM105
-            self.tagger.on_request(span, request.method, str(request.url))
+            self.tagger.on_request(span, request.method, url_text(request.url))
         except Exception:  # noqa: BLE001, S110
             pass
 

@@ -2,7 +2,8 @@
 
 httpx tells a transport nothing about whether the caller asked for a
 streamed response (``client.stream(...)``, ``send(..., stream=True)``): only
-``Client.send``'s own ``stream`` argument says so. And ``httpx.Headers.get``
+``Client.send``'s own ``stream`` argument says so. ``str(httpx.URL)`` joins
+its parsed parts again in three Python calls, per request. And ``httpx.Headers.get``
 scans its list and decodes every match per look-up, where the tagger makes
 five or more: ``header_reader`` indexes the list once. tests/adapters/httpx/test_httpx_private.py
 fails loudly if a release changes what these read.
@@ -18,13 +19,14 @@ import httpx
 
 from otel_productapi._core.headers import Headers
 
-__all__ = ["header_reader", "plain_length", "streams_the_response"]
+__all__ = ["header_reader", "plain_length", "streams_the_response", "url_text"]
 
 _SEND_CODES: Final = frozenset({httpx.Client.send.__code__, httpx.AsyncClient.send.__code__})
 # Client.send -> _send_handling_auth -> _send_handling_redirects -> _send_single_request
 # -> the instrumentation's wrappers -> us: well within this many frames.
 _MAX_DEPTH: Final = 32
 _LIST: Final = "_list"
+_URI: Final = "_uri_reference"
 _CONTENT_LENGTH: Final = b"content-length"
 _CONTENT_ENCODING: Final = b"content-encoding"
 _PLAIN_ENCODINGS: Final = frozenset({b"", b"identity"})
@@ -104,3 +106,19 @@ def plain_length(headers: httpx.Headers) -> int | None:
     if length is None or not length.isdigit():
         return None
     return int(length)
+
+
+def url_text(url: httpx.URL) -> str:
+    """``str(url)``, joined here from its parsed parts for the usual URL.
+
+    The usual URL: a scheme and a host that is no IPv6 literal, without user
+    info or fragment. Any other is ``str(url)``.
+    """
+    parts = getattr(url, _URI, None)
+    if type(url) is not httpx.URL or not isinstance(parts, tuple) or len(parts) != 7:
+        return str(url)
+    scheme, userinfo, host, port, path, query, fragment = parts
+    if not (scheme and host) or userinfo or fragment is not None or ":" in host:
+        return str(url)
+    text = f"{scheme}://{host}{path}" if port is None else f"{scheme}://{host}:{port}{path}"
+    return text if query is None else f"{text}?{query}"

@@ -14,6 +14,7 @@ from otel_productapi._adapters.httpx.private import (
     header_reader,
     plain_length,
     streams_the_response,
+    url_text,
 )
 
 URL = "http://127.0.0.1/v1/x"
@@ -123,3 +124,23 @@ def test_plain_length_reads_the_declared_length_of_a_plain_body(
 ) -> None:
     """plain_length: the one declared Content-Length, unless encoded, repeated or not digits."""
     assert plain_length(httpx.Headers(headers)) == length
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "http://api.product.test/v1/projects/acme/items/1",
+        "https://api.product.test:8443/v1/items?limit=10&after=x%20y",
+        "http://api.product.test/v1/items?",
+        "http://api.product.test",
+        "http://user:pw@api.product.test/v1/items",
+        "http://api.product.test/v1/items#part",
+        "http://[::1]:8080/v1/items",
+        "http://例子.测试/v1/items",
+        "/v1/relative",
+    ],
+)
+def test_url_text_is_str_of_the_url(text: str) -> None:
+    """url_text joins what str(httpx.URL) joins, for usual URLs and the others alike."""
+    url = httpx.URL(text)
+    assert url_text(url) == str(url)
