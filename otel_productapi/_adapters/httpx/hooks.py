@@ -13,7 +13,6 @@ catches its own exceptions: telemetry must never break a call.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
@@ -21,6 +20,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span
 
 from otel_productapi._adapters import zero_code
+from otel_productapi._adapters.httpx.private import header_reader, url_text
 from otel_productapi._adapters.httpx.transport import TRANSPORT_PATCH
 from otel_productapi._telemetry.metrics import metrics_for
 from otel_productapi._telemetry.outcomes import outcome_of_status
@@ -56,8 +56,11 @@ class HttpxHooks:
     def request_hook(self, span: Span, request: Any) -> None:
         """Start a Product API call (``request`` is the instrumentation's ``RequestInfo``)."""
         # The tagger logs its own failures; a RequestInfo without a URL is not ours.
-        with contextlib.suppress(Exception):
-            self.tagger.on_request(span, request.method, str(request.url))
+        # (try, not contextlib.suppress: no context manager object per request)
+        try:  # noqa: SIM105
+            self.tagger.on_request(span, request.method, url_text(request.url))
+        except Exception:  # noqa: BLE001, S110
+            pass
 
     def response_hook(self, span: Span, request: Any, response: Any) -> None:
         """Finish a call that got a response (``ResponseInfo``; its stream is never read)."""
@@ -66,7 +69,7 @@ class HttpxHooks:
             if call is None or call.tagger is not self.tagger or call.span is not span:
                 return
             outcome = outcome_of_status(response.status_code)
-            self.tagger.on_response(call, outcome, response.headers, call.body)
+            self.tagger.on_response(call, outcome, header_reader(response.headers), call.body)
         except Exception:  # noqa: BLE001, S110 - the tagger logs its own failures
             pass
 

@@ -35,7 +35,7 @@ from typing import Any, Final
 import httpx
 from opentelemetry.trace import get_current_span
 
-from otel_productapi._adapters.httpx.private import streams_the_response
+from otel_productapi._adapters.httpx.private import plain_length, streams_the_response
 from otel_productapi._core.status import TransportFailure
 from otel_productapi._telemetry.outcomes import reads_body
 from otel_productapi._telemetry.tagger import Call, current_call
@@ -86,23 +86,17 @@ def _call_of_current_span() -> Call | None:
 def _reading_call(response: httpx.Response) -> Call | None:
     """The call whose body to read now, or ``None``; never raises.
 
-    Only a small, plain body that the caller reads anyway: an error or 202
-    status (``reads_body``), a declared ``Content-Length`` of at most
+    Asked only of an error or 202 status (``reads_body``). Only a small,
+    plain body that the caller reads anyway: a declared ``Content-Length`` of at most
     ``min(max_body_bytes, MAX_CAPTURED_BODY)``, no ``Content-Encoding``, on a
     Product API call whose ``Client.send`` was not asked for a stream.
     """
     try:
-        if not reads_body(response.status_code):
-            return None
         call = _call_of_current_span()
         if call is None:
             return None
-        headers = response.headers
-        length = headers.get("content-length", "")
-        limit = min(call.tagger.max_body_bytes, MAX_CAPTURED_BODY)
-        if not (length.isascii() and length.isdigit()) or int(length) > limit:
-            return None
-        if headers.get("content-encoding", "identity").lower() != "identity":
+        length = plain_length(response.headers)
+        if length is None or length > min(call.tagger.max_body_bytes, MAX_CAPTURED_BODY):
             return None
         # client.stream(...) must get its body as a stream, when it wants it.
         return None if streams_the_response() else call
@@ -110,43 +104,65 @@ def _reading_call(response: httpx.Response) -> Call | None:
         return None
 
 
-class _ReadAhead(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """A body the transport already read: its chunks, then the error that cut it short."""
+class _Replay(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """What a read that failed got: its chunks, then the error that cut it short."""
 
-    def __init__(self, chunks: list[bytes], error: Exception | None) -> None:
+    def __init__(self, chunks: list[bytes], error: Exception) -> None:
         self._chunks = chunks
         self._error = error
 
     def __iter__(self) -> Iterator[bytes]:
         yield from self._chunks
-        if self._error is not None:
-            raise self._error
+        raise self._error
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for chunk in self._chunks:
             yield chunk
-        if self._error is not None:
-            raise self._error
+        raise self._error
 
 
-def _read_ahead(
-    response: httpx.Response, call: Call, chunks: list[bytes], error: Exception | None
-) -> httpx.Response:
-    """What the transport returns instead: the same response, its raw body in memory.
+def _read_ahead(response: httpx.Response, call: Call) -> httpx.Response:
+    """The same response, its body read from the transport's own stream into memory.
 
-    A read that failed (a truncated body, a read timeout) gives the body to
-    the tagger only if complete, and replays the failure to the caller when
-    ``Client.send`` reads the body, where it would have happened without us:
-    the span still ends with the response, and the call is counted by status.
+    The caller reads it from a ``httpx.ByteStream`` as it would have from the
+    network (``client.get`` reads it at once). A read that failed (a
+    truncated body, a read timeout) gives the tagger no body, and replays the
+    failure to the caller when ``Client.send`` reads the body, where it would
+    have happened without us: the span still ends with the response, and the
+    call is counted by status.
     """
-    if error is None:
-        call.body = b"".join(chunks)
-    return httpx.Response(
-        response.status_code,
-        headers=response.headers,
-        stream=_ReadAhead(chunks, error),
-        extensions=response.extensions,
-    )
+    stream = response.stream
+    chunks: list[bytes] = []
+    try:
+        for chunk in stream:  # type: ignore[union-attr]  # a transport's own: sync
+            chunks.append(chunk)  # keep what arrived if the read fails
+        stream.close()  # type: ignore[union-attr]
+    except Exception as exc:  # noqa: BLE001 - replayed to the caller
+        with contextlib.suppress(Exception):
+            stream.close()  # type: ignore[union-attr]
+        response.stream = _Replay(chunks, exc)
+        return response
+    call.body = body = b"".join(chunks)
+    response.stream = httpx.ByteStream(body)
+    return response
+
+
+async def _aread_ahead(response: httpx.Response, call: Call) -> httpx.Response:
+    """``_read_ahead`` for ``AsyncHTTPTransport``."""
+    stream = response.stream
+    chunks: list[bytes] = []
+    try:
+        async for chunk in stream:  # type: ignore[union-attr]  # a transport's own: async
+            chunks.append(chunk)  # keep what arrived if the read fails
+        await stream.aclose()  # type: ignore[union-attr]
+    except Exception as exc:  # noqa: BLE001 - replayed to the caller
+        with contextlib.suppress(Exception):
+            await stream.aclose()  # type: ignore[union-attr]
+        response.stream = _Replay(chunks, exc)
+        return response
+    call.body = body = b"".join(chunks)
+    response.stream = httpx.ByteStream(body)
+    return response
 
 
 _METHODS: Final = (
@@ -250,17 +266,11 @@ class TransportPatch:
             except Exception as exc:
                 _report_failure(exc)
                 raise
-            call = _reading_call(response)
-            if call is None:
-                return response
-            chunks: list[bytes] = []
             try:
-                for chunk in response.iter_raw():
-                    chunks.append(chunk)  # keep what arrived if the read fails
-            except Exception as exc:  # noqa: BLE001 - replayed to the caller
-                response.close()
-                return _read_ahead(response, call, chunks, exc)
-            return _read_ahead(response, call, chunks, None)
+                call = _reading_call(response) if reads_body(response.status_code) else None
+            except Exception:  # noqa: BLE001 - telemetry must never break the call
+                return response
+            return response if call is None else _read_ahead(response, call)
 
         setattr(handle_request, PATCH_MARK, True)
         return handle_request
@@ -278,17 +288,11 @@ class TransportPatch:
             except Exception as exc:
                 _report_failure(exc)
                 raise
-            call = _reading_call(response)
-            if call is None:
-                return response
-            chunks: list[bytes] = []
             try:
-                async for chunk in response.aiter_raw():
-                    chunks.append(chunk)  # keep what arrived if the read fails
-            except Exception as exc:  # noqa: BLE001 - replayed to the caller
-                await response.aclose()
-                return _read_ahead(response, call, chunks, exc)
-            return _read_ahead(response, call, chunks, None)
+                call = _reading_call(response) if reads_body(response.status_code) else None
+            except Exception:  # noqa: BLE001 - telemetry must never break the call
+                return response
+            return response if call is None else await _aread_ahead(response, call)
 
         setattr(handle_async_request, PATCH_MARK, True)
         return handle_async_request
