@@ -98,7 +98,7 @@ def _reason(exc: BaseException) -> BaseException | None:
     return exc.__cause__ or exc.__context__
 
 
-def transport_failure_of(exc: BaseException) -> TransportFailure:  # noqa: PLR0911 - one return per row of the mapping
+def transport_failure_of(exc: BaseException) -> TransportFailure:
     """Say whether ``exc`` (raised instead of a response) may have reached the server.
 
     Connect timeouts, refused connections, DNS failures and TLS handshake
@@ -112,6 +112,11 @@ def transport_failure_of(exc: BaseException) -> TransportFailure:  # noqa: PLR09
     in_hook = hook_failure(exc)
     if in_hook is not None and not in_hook.exchange:
         return TransportFailure.OTHER
+    return _network_failure_of(exc)
+
+
+def _network_failure_of(exc: BaseException) -> TransportFailure:  # noqa: PLR0911 - one return per row of the mapping
+    """``transport_failure_of`` for an exception known not to be the caller's."""
     if isinstance(exc, requests.exceptions.SSLError | u3.SSLError | ssl.SSLError):
         return TransportFailure.NOT_SENT if _in_handshake(exc) else TransportFailure.AFTER_SEND
     if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ProxyError):
@@ -121,7 +126,7 @@ def transport_failure_of(exc: BaseException) -> TransportFailure:  # noqa: PLR09
     if isinstance(exc, requests.exceptions.ConnectionError):
         reason = _reason(exc)
         if isinstance(reason, u3.SSLError):
-            return transport_failure_of(reason)
+            return _network_failure_of(reason)
         if isinstance(reason, _NOT_SENT_REASONS):
             return TransportFailure.NOT_SENT
         # Reset, aborted or closed mid-exchange: the server may have acted on it.
@@ -186,10 +191,14 @@ def _own_response(response: object, call: Call) -> requests.Response | None:
 
 
 def _report_failure(request: requests.PreparedRequest, exc: BaseException) -> None:
-    """``HTTPAdapter.send`` raised: the call got no response."""
+    """``HTTPAdapter.send`` raised: the call got no response.
+
+    The caller's hooks run above ``HTTPAdapter.send``, never inside it, so
+    the exception is the network's (or the adapter's).
+    """
     call = _failing_call(request)
     if call is not None:
-        call.tagger.on_failure(call, transport_failure_of(exc))
+        call.tagger.on_failure(call, _network_failure_of(exc))
 
 
 def _report_escape(request: requests.PreparedRequest, exc: BaseException) -> None:
@@ -224,7 +233,7 @@ def _report_escape(request: requests.PreparedRequest, exc: BaseException) -> Non
             body = loaded_body(response) if outcome.reads_body else None
             call.tagger.on_response(call, outcome, header_reader(response), body)
     elif isinstance(exc, _EXCHANGE_ERRORS):
-        call.tagger.on_failure(call, transport_failure_of(exc))
+        call.tagger.on_failure(call, _network_failure_of(exc))  # hooks ruled out above
     else:
         call.tagger.on_escape(call, finish=True)
 
