@@ -8,7 +8,12 @@ import pytest
 import requests
 from pytest_httpserver import HTTPServer
 
-from otel_productapi._adapters.requests.private import body_position, hook_failure, loaded_body
+from otel_productapi._adapters.requests.private import (
+    _BODY_READS,
+    body_position,
+    hook_failure,
+    loaded_body,
+)
 
 BODY = b'{"message": "Invalid query filter"}'
 
@@ -98,3 +103,9 @@ def test_header_reader_reads_the_store_behind_requests_headers() -> None:
     plain = requests.Response()
     plain.headers = {"x-request-id": "r2"}  # type: ignore[assignment]
     assert header_reader(plain) is plain.headers
+
+
+def test_requests_still_reads_bodies_where_hook_failure_looks() -> None:
+    """Response.content and the generator inside iter_content still exist: if this fails,
+    a truncated body met in a caller's hook would pass for the caller's own error."""
+    assert sorted(code.co_name for code in _BODY_READS) == ["content", "generate"]
