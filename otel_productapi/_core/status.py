@@ -19,6 +19,7 @@ helper, the hooks and the alert docs all read the same table.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -27,6 +28,7 @@ from otel_productapi._core import names as n
 __all__ = [
     "IDEMPOTENT_METHODS",
     "KNOWN_METHODS",
+    "METHOD_NAMES",
     "STATUS_TABLE",
     "Classification",
     "TransportFailure",
@@ -112,6 +114,12 @@ KNOWN_METHODS: Final = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
 )
 OTHER_METHOD: Final = "_OTHER"
+#: Each known method as text and as bytes (httpx hands its hooks bytes), to its
+#: name: one look-up for the usual method; ``normalize_method`` for the rest.
+METHOD_NAMES: Final[Mapping[str | bytes | None, str]] = {
+    **{method: method for method in KNOWN_METHODS},
+    **{method.encode("ascii"): method for method in KNOWN_METHODS},
+}
 
 
 def normalize_method(method: str | bytes | None) -> str:
