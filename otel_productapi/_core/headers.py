@@ -27,6 +27,7 @@ __all__ = [
     "EPOCH_MILLISECONDS_THRESHOLD",
     "EPOCH_SECONDS_THRESHOLD",
     "MAX_WAIT_SECONDS",
+    "RATELIMIT_HEADERS",
     "Headers",
     "ResetUnit",
     "ratelimit_fields",
@@ -52,6 +53,8 @@ _LIMIT: Final = "x-ratelimit-limit"
 _REMAINING: Final = "x-ratelimit-remaining"
 _RESET: Final = "x-ratelimit-reset"
 _RETRY_AFTER: Final = "retry-after"
+#: Every header ``ratelimit_fields`` and ``ratelimit_wait_seconds`` may read.
+RATELIMIT_HEADERS: Final = (_LIMIT, _REMAINING, _RESET, _RETRY_AFTER)
 # Longer values are not numbers or dates any API sends; refusing them early
 # keeps the per-request cost flat whatever a server returns.
 _MAX_VALUE_LENGTH: Final = 64

@@ -37,11 +37,11 @@ from otel_productapi._core.body import (
     message_from_document,
 )
 from otel_productapi._core.cache import BoundedCache
-from otel_productapi._core.headers import Headers, ratelimit_fields, request_id
+from otel_productapi._core.headers import RATELIMIT_HEADERS, Headers, ratelimit_fields, request_id
 from otel_productapi._core.numbers import MAX_BATCH_ITEMS, count
 from otel_productapi._core.status import (
     IDEMPOTENT_METHODS,
-    KNOWN_METHODS,
+    METHOD_NAMES,
     TransportFailure,
     normalize_method,
 )
@@ -71,6 +71,7 @@ _LIMIT: Final = n.ATTR_RATELIMIT_LIMIT
 _REMAINING: Final = n.ATTR_RATELIMIT_REMAINING
 _RESET: Final = n.ATTR_RATELIMIT_RESET
 _REQUEST_ID: Final = n.ATTR_REQUEST_ID
+_CONTENT_TYPE: Final = "content-type"
 
 
 class Call:
@@ -125,6 +126,11 @@ class Tagger:
         self._routes = RouteTable(settings.host_matcher(), settings.route_templater())
         self._batch: BatchExtractor = settings.resolved_batch_extractor()
         self._request_id_names = tuple(name.lower() for name in settings.request_id_headers)
+        #: Every response header the tagger may read (lower-case): an adapter
+        #: may hand over a plain ``dict`` of just these (see ``on_response``).
+        self.header_names: tuple[str, ...] = tuple(
+            dict.fromkeys((*RATELIMIT_HEADERS, _CONTENT_TYPE, *self._request_id_names))
+        )
         self._request_id_max = settings.request_id_max_length
         self._capture_message = settings.capture_message
         self._message_max = settings.message_max_length
@@ -150,9 +156,8 @@ class Tagger:
             route = self._routes.lookup(url)
             if route is None:
                 return None
-            if method not in KNOWN_METHODS:
-                method = normalize_method(method)
-            call = Call(self, route, method, span, url)
+            name = METHOD_NAMES.get(method)  # None: not a known method as sent
+            call = Call(self, route, name or normalize_method(method), span, url)
             _CURRENT.set(call)
             # No is_recording() check: on a non-recording span both are no-ops.
             span.update_name(route.span_names[call.method])
@@ -197,7 +202,10 @@ class Tagger:
             call: From ``on_request``.
             outcome: ``outcome_of_status(status)``: the adapter looks it up,
                 since ``outcome.reads_body`` says whether to fetch the body.
-            headers: Response headers, ``get`` finding lower-case names.
+            headers: Response headers, ``get`` finding lower-case names: the
+                client's own object, or a ``dict`` of those of ``header_names``
+                the response carries (one pass in the adapter; every read
+                here is then a C look-up).
             body: The body, only if the adapter already had it in memory
                 (never read a stream for this) and ``outcome.reads_body``.
         """
@@ -242,7 +250,7 @@ class Tagger:
         """Batch outcome (counted even on a non-recording span) and error message."""
         if len(body) > self._max_body:
             return
-        content_type = headers.get("content-type")
+        content_type = headers.get(_CONTENT_TYPE)
         if not (content_type is None or isinstance(content_type, str)):
             return
         if outcome.batch:

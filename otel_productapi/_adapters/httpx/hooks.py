@@ -20,7 +20,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span
 
 from otel_productapi._adapters import zero_code
-from otel_productapi._adapters.httpx.private import header_reader, url_text
+from otel_productapi._adapters.httpx.private import picked_headers, url_text, wanted
 from otel_productapi._adapters.httpx.transport import TRANSPORT_PATCH
 from otel_productapi._telemetry.metrics import metrics_for
 from otel_productapi._telemetry.outcomes import outcome_of_status
@@ -48,17 +48,20 @@ class ProductApiHttpxHooks(NamedTuple):
 class HttpxHooks:
     """The sync and async request and response hooks of one tagger."""
 
-    __slots__ = ("tagger",)
+    __slots__ = ("_wanted", "tagger")
 
     def __init__(self, tagger: Tagger) -> None:
         self.tagger = tagger
+        self._wanted = wanted(tagger.header_names)
 
     def request_hook(self, span: Span, request: Any) -> None:
         """Start a Product API call (``request`` is the instrumentation's ``RequestInfo``)."""
         # The tagger logs its own failures; a RequestInfo without a URL is not ours.
-        # (try, not contextlib.suppress: no context manager object per request)
-        try:  # noqa: SIM105
-            self.tagger.on_request(span, request.method, url_text(request.url))
+        try:
+            call = self.tagger.on_request(span, request.method, url_text(request.url))
+            if call is not None:
+                # The transport patch recognises the call by it (see transport).
+                call.origin = request.extensions
         except Exception:  # noqa: BLE001, S110
             pass
 
@@ -69,7 +72,8 @@ class HttpxHooks:
             if call is None or call.tagger is not self.tagger or call.span is not span:
                 return
             outcome = outcome_of_status(response.status_code)
-            self.tagger.on_response(call, outcome, header_reader(response.headers), call.body)
+            headers = picked_headers(response.headers, self._wanted)
+            self.tagger.on_response(call, outcome, headers, call.body)
         except Exception:  # noqa: BLE001, S110 - the tagger logs its own failures
             pass
 

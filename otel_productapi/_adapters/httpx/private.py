@@ -5,13 +5,15 @@ streamed response (``client.stream(...)``, ``send(..., stream=True)``): only
 ``Client.send``'s own ``stream`` argument says so. ``str(httpx.URL)`` joins
 its parsed parts again in three Python calls, per request. And ``httpx.Headers.get``
 scans its list and decodes every match per look-up, where the tagger makes
-five or more: ``header_reader`` indexes the list once. tests/adapters/httpx/test_httpx_private.py
-fails loudly if a release changes what these read.
+five or more: ``picked_headers`` takes what the tagger reads in one pass.
+tests/adapters/httpx/test_httpx_private.py fails loudly if a release
+changes what these read.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Mapping
 from types import FrameType
 from typing import Final
 
@@ -19,7 +21,7 @@ import httpx
 
 from otel_productapi._core.headers import Headers
 
-__all__ = ["header_reader", "plain_length", "streams_the_response", "url_text"]
+__all__ = ["picked_headers", "plain_length", "streams_the_response", "url_text", "wanted"]
 
 _SEND_CODES: Final = frozenset({httpx.Client.send.__code__, httpx.AsyncClient.send.__code__})
 # Client.send -> _send_handling_auth -> _send_handling_redirects -> _send_single_request
@@ -32,57 +34,94 @@ _CONTENT_ENCODING: Final = b"content-encoding"
 _PLAIN_ENCODINGS: Final = frozenset({b"", b"identity"})
 
 
-def streams_the_response() -> bool:
+class _SendFrames:
+    """Finds ``Client.send``'s frame above a transport, at the depths it was found before.
+
+    Walking the stack frame by frame makes a frame object of each (about
+    18,000 instructions a walk under Python 3.11); ``sys._getframe(depth)``
+    makes only the one it returns. The same client stack puts ``send`` at
+    the same depth every time, so the depths found are kept (at most
+    ``MAX_DEPTHS``; a new one past that replaces the oldest) and tried
+    first. A frame found there counts only if it is ``send``'s and holds the
+    very request the transport got, so a stale depth can never misread
+    another call's ``send``: anything else is walked.
+    """
+
+    MAX_DEPTHS: Final = 4
+
+    def __init__(self) -> None:
+        self.depths: list[int] = []
+
+    def stream_argument(self, request: object, above: int) -> object:
+        """``stream`` of the nearest ``send`` frame, ``above`` frames above the caller
+        of this method; ``None`` when there is none."""
+        for depth in self.depths:
+            try:
+                frame = sys._getframe(depth + above + 1)
+            except ValueError:
+                continue
+            if frame.f_code in _SEND_CODES:
+                local = frame.f_locals
+                if local.get("request") is request:
+                    return local.get("stream")
+        walked: FrameType | None = sys._getframe(above + 1)
+        for depth in range(_MAX_DEPTH):
+            if walked is None:
+                return None
+            if walked.f_code in _SEND_CODES:
+                self._learn(depth)
+                return walked.f_locals.get("stream")
+            walked = walked.f_back
+        return None
+
+    def _learn(self, depth: int) -> None:
+        # A list replaced whole: a thread reading the old one meanwhile is fine.
+        depths = [d for d in self.depths if d != depth]
+        self.depths = [depth, *depths][: self.MAX_DEPTHS]
+
+
+_send_frames: Final = _SendFrames()
+
+
+def streams_the_response(request: httpx.Request, *, above: int = 0) -> bool:
     """True unless the ``Client.send`` on the stack was called with ``stream=False``.
 
     Looks up the call stack (coroutines awaiting one another are linked the
-    same way) for the frame of ``httpx.Client.send`` or ``AsyncClient.send``
-    and reads its ``stream`` argument. Not found (a transport called
-    directly, a client we do not know): assume a stream, so the body is left
-    alone.
+    same way) for the frame of ``httpx.Client.send`` or ``AsyncClient.send``,
+    starting ``above`` frames above the caller, and reads its ``stream``
+    argument. Not found (a transport called directly, a client we do not
+    know): assume a stream, so the body is left alone.
     """
-    frame: FrameType | None = sys._getframe(1)
-    for _ in range(_MAX_DEPTH):
-        if frame is None:
-            return True
-        if frame.f_code in _SEND_CODES:
-            return frame.f_locals.get("stream") is not False
-        frame = frame.f_back
-    return True
+    return _send_frames.stream_argument(request, above + 1) is not False
 
 
-class _ListReader:
-    """``get`` from ``httpx.Headers``' list of ``(name, lower-case name, value)``,
-    indexed once by lower-case name: one dictionary look-up and one decode per
-    header read, where ``Headers.get`` takes four Python calls and a scan.
-
-    Values are decoded as Latin-1, as the core expects of every client (it
-    reads UTF-8 again out of that); ASCII values, all that the tagger parses,
-    are the same text in every encoding httpx may pick.
-    """
-
-    __slots__ = ("_values",)
-
-    def __init__(self, values: dict[bytes, bytes]) -> None:
-        self._values = values
-
-    def get(self, key: str, /) -> str | None:
-        value = self._values.get(key.encode("latin-1"))
-        return None if value is None else value.decode("latin-1")
+def wanted(names: Iterable[str]) -> dict[bytes, str]:
+    """What ``picked_headers`` looks for: lower-case names as httpx keeps them (bytes)."""
+    return {name.lower().encode("latin-1"): name.lower() for name in names}
 
 
-def header_reader(headers: httpx.Headers) -> Headers:
-    """The headers, for look-ups by lower-case name.
+def picked_headers(headers: httpx.Headers, names: Mapping[bytes, str]) -> Headers:
+    """The headers of ``names`` the response carries, as a ``dict`` of text values.
 
-    A reader of the list behind ``httpx.Headers``; a name sent twice (httpx
-    joins the values with ``", "``), or any other headers object, is left to
-    httpx's own ``get``.
+    One pass over the list behind ``httpx.Headers`` (where every
+    ``Headers.get`` takes four Python calls and a scan). Values are decoded
+    as Latin-1, as the core expects of every client (it reads UTF-8 again out
+    of that); ASCII values, all that the tagger parses, are the same text in
+    every encoding httpx may pick. A wanted name sent twice (httpx joins the
+    values with ``", "``), or any other headers object, is left to httpx's
+    own ``get``.
     """
     items = getattr(headers, _LIST, None)
     if type(headers) is not httpx.Headers or type(items) is not list:
         return headers
-    values = {name: value for _, name, value in items}
-    return _ListReader(values) if len(values) == len(items) else headers
+    picked: dict[str, str] = {}
+    for _, lower, value in items:
+        name = names.get(lower)
+        if name is not None:
+            if name in picked:
+                return headers
+            picked[name] = value.decode("latin-1")
+    return picked
 
 
 def plain_length(headers: httpx.Headers) -> int | None:

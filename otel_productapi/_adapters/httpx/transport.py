@@ -33,7 +33,6 @@ from types import FunctionType
 from typing import Any, Final
 
 import httpx
-from opentelemetry.trace import get_current_span
 
 from otel_productapi._adapters.httpx.private import plain_length, streams_the_response
 from otel_productapi._core.status import TransportFailure
@@ -76,14 +75,21 @@ def transport_failure_of(exc: BaseException) -> TransportFailure:
     return TransportFailure.OTHER
 
 
-def _call_of_current_span() -> Call | None:
+def _call_of(request: httpx.Request) -> Call | None:
+    """The call this transport is sending ``request`` for, not yet counted, or ``None``.
+
+    The request hook keeps the request's ``extensions`` dict as the call's
+    origin (the instrumentation hands the hook that very dict; it replaces
+    ``request.headers`` to inject its own): one identity check, where asking
+    whether the call's span is current would cost a context look-up.
+    """
     call = current_call()
-    if call is None or call.done or call.span is not get_current_span():
+    if call is None or call.done or call.origin is not request.extensions:
         return None
     return call
 
 
-def _reading_call(response: httpx.Response) -> Call | None:
+def _reading_call(response: httpx.Response, request: httpx.Request) -> Call | None:
     """The call whose body to read now, or ``None``; never raises.
 
     Asked only of an error or 202 status (``reads_body``). Only a small,
@@ -92,14 +98,15 @@ def _reading_call(response: httpx.Response) -> Call | None:
     Product API call whose ``Client.send`` was not asked for a stream.
     """
     try:
-        call = _call_of_current_span()
+        call = _call_of(request)
         if call is None:
             return None
         length = plain_length(response.headers)
         if length is None or length > min(call.tagger.max_body_bytes, MAX_CAPTURED_BODY):
             return None
         # client.stream(...) must get its body as a stream, when it wants it.
-        return None if streams_the_response() else call
+        # (Above us: the transport patch's wrapper.)
+        return None if streams_the_response(request, above=1) else call
     except Exception:  # noqa: BLE001 - telemetry must never break the call
         return None
 
@@ -264,10 +271,12 @@ class TransportPatch:
             try:
                 response = original(transport, request)
             except Exception as exc:
-                _report_failure(exc)
+                _report_failure(exc, request)
                 raise
             try:
-                call = _reading_call(response) if reads_body(response.status_code) else None
+                call = (
+                    _reading_call(response, request) if reads_body(response.status_code) else None
+                )
             except Exception:  # noqa: BLE001 - telemetry must never break the call
                 return response
             return response if call is None else _read_ahead(response, call)
@@ -286,10 +295,12 @@ class TransportPatch:
             try:
                 response = await original(transport, request)
             except Exception as exc:
-                _report_failure(exc)
+                _report_failure(exc, request)
                 raise
             try:
-                call = _reading_call(response) if reads_body(response.status_code) else None
+                call = (
+                    _reading_call(response, request) if reads_body(response.status_code) else None
+                )
             except Exception:  # noqa: BLE001 - telemetry must never break the call
                 return response
             return response if call is None else await _aread_ahead(response, call)
@@ -298,8 +309,8 @@ class TransportPatch:
         return handle_async_request
 
 
-def _report_failure(exc: BaseException) -> None:
-    call = _call_of_current_span()
+def _report_failure(exc: BaseException, request: httpx.Request) -> None:
+    call = _call_of(request)
     if call is not None:
         call.tagger.on_failure(call, transport_failure_of(exc))
 
