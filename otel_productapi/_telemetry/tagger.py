@@ -72,6 +72,7 @@ _REMAINING: Final = n.ATTR_RATELIMIT_REMAINING
 _RESET: Final = n.ATTR_RATELIMIT_RESET
 _REQUEST_ID: Final = n.ATTR_REQUEST_ID
 _CONTENT_TYPE: Final = "content-type"
+_MESSAGE: Final = n.ATTR_ERROR_MESSAGE
 
 
 class Call:
@@ -85,11 +86,13 @@ class Call:
         url: The request URL as sent (to redact it out of exception text).
         done: Set once the call is counted: a call is counted exactly once.
         body: A body an adapter captured for the response phase, if any.
+        headers: Response headers an adapter already read for the response
+            phase (see ``Tagger.header_names``), if any.
         origin: What an adapter recognises the call's other sends by (requests:
             the hooks dict its redirect hops share), if it needs to.
     """
 
-    __slots__ = ("body", "done", "method", "origin", "route", "span", "tagger", "url")
+    __slots__ = ("body", "done", "headers", "method", "origin", "route", "span", "tagger", "url")
 
     def __init__(self, tagger: Tagger, route: Route, method: str, span: Span, url: str) -> None:
         self.tagger = tagger
@@ -99,6 +102,7 @@ class Call:
         self.url = url
         self.done = False
         self.body: bytes | None = None
+        self.headers: Headers | None = None
         self.origin: object = None
 
 
@@ -219,7 +223,7 @@ class Tagger:
             span = call.span
             if not span.is_recording():
                 if outcome.batch and body is not None:
-                    self._body_attributes({}, call, outcome, headers, body, recording=False)
+                    self._batch_attributes({}, call, outcome, headers, body, recording=False)
                 return
             attrs: dict[str, AttributeValue | None] = {
                 **outcome.span_attributes,
@@ -229,7 +233,10 @@ class Tagger:
                 _REQUEST_ID: request_id(headers, self._request_id_names, self._request_id_max),
             }
             if body is not None and outcome.reads_body:
-                self._body_attributes(attrs, call, outcome, headers, body, recording=True)
+                if outcome.batch:
+                    self._batch_attributes(attrs, call, outcome, headers, body, recording=True)
+                elif self._capture_message:  # an error status
+                    attrs[_MESSAGE] = self._message(body, headers)
             # The SDK refuses None values (with a warning): drop what the response lacked.
             if None in attrs.values():
                 attrs = {key: value for key, value in attrs.items() if value is not None}
@@ -237,7 +244,7 @@ class Tagger:
         except Exception as exc:  # noqa: BLE001 - telemetry must never break the call
             _log_once("response", exc)
 
-    def _body_attributes(
+    def _batch_attributes(
         self,
         attrs: dict[str, AttributeValue | None],
         call: Call,
@@ -248,24 +255,23 @@ class Tagger:
         recording: bool,
     ) -> None:
         """Batch outcome (counted even on a non-recording span) and error message."""
-        if len(body) > self._max_body:
-            return
         content_type = headers.get(_CONTENT_TYPE)
-        if not (content_type is None or isinstance(content_type, str)):
+        # (not text: a headers object of the caller's making)
+        if len(body) > self._max_body or not (content_type is None or type(content_type) is str):
             return
-        if outcome.batch:
-            # Parsed once, for the batch extractor and the message alike.
-            document = json_document(body, content_type, self._max_body)
-            if document is not None:
-                self._batch_outcome(attrs, call, outcome, document, recording=recording)
-            if recording and outcome.classification is not None:
-                self._set_message(attrs, message_from_document(document, self._message_max))
-            return
-        if recording and outcome.classification is not None:
-            self._set_message(attrs, self._message(body, content_type))
+        # Parsed once, for the batch extractor and the message alike.
+        document = json_document(body, content_type, self._max_body)
+        if document is not None:
+            self._batch_outcome(attrs, call, outcome, document, recording=recording)
+        if recording and outcome.classification is not None and self._capture_message:
+            attrs[_MESSAGE] = message_from_document(document, self._message_max)
 
-    def _message(self, body: bytes, content_type: str | None) -> str | None:
-        if not self._capture_message:
+    def _message(self, body: bytes, headers: Headers) -> str | None:
+        """The message of an error body (``None``: none), worked out once per
+        (body, ``Content-Type``) for bodies up to ``_MAX_CACHED_BODY``."""
+        content_type = headers.get(_CONTENT_TYPE)
+        # (not text: a headers object of the caller's making)
+        if len(body) > self._max_body or not (content_type is None or type(content_type) is str):
             return None
         if len(body) > _MAX_CACHED_BODY:
             document = json_document(body, content_type, self._max_body)
@@ -276,10 +282,6 @@ class Tagger:
         except KeyError:
             document = json_document(body, content_type, self._max_body)
             return self._messages.put(key, message_from_document(document, self._message_max))
-
-    def _set_message(self, attrs: dict[str, AttributeValue | None], message: str | None) -> None:
-        if message and self._capture_message:
-            attrs[n.ATTR_ERROR_MESSAGE] = message
 
     def _batch_outcome(
         self,

@@ -72,7 +72,9 @@ class HttpxHooks:
             if call is None or call.tagger is not self.tagger or call.span is not span:
                 return
             outcome = outcome_of_status(response.status_code)
-            headers = picked_headers(response.headers, self._wanted)
+            headers = call.headers  # picked by the transport patch on an error status
+            if headers is None:
+                headers = picked_headers(response.headers, self._wanted)
             self.tagger.on_response(call, outcome, headers, call.body)
         except Exception:  # noqa: BLE001, S110 - the tagger logs its own failures
             pass

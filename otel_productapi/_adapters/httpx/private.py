@@ -12,8 +12,9 @@ changes what these read.
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from types import FrameType
 from typing import Final
 
@@ -21,7 +22,7 @@ import httpx
 
 from otel_productapi._core.headers import Headers
 
-__all__ = ["picked_headers", "plain_length", "streams_the_response", "url_text", "wanted"]
+__all__ = ["BODY_HEADERS", "picked_headers", "streams_the_response", "url_text", "wanted"]
 
 _SEND_CODES: Final = frozenset({httpx.Client.send.__code__, httpx.AsyncClient.send.__code__})
 # Client.send -> _send_handling_auth -> _send_handling_redirects -> _send_single_request
@@ -29,9 +30,6 @@ _SEND_CODES: Final = frozenset({httpx.Client.send.__code__, httpx.AsyncClient.se
 _MAX_DEPTH: Final = 32
 _LIST: Final = "_list"
 _URI: Final = "_uri_reference"
-_CONTENT_LENGTH: Final = b"content-length"
-_CONTENT_ENCODING: Final = b"content-encoding"
-_PLAIN_ENCODINGS: Final = frozenset({b"", b"identity"})
 
 
 class _SendFrames:
@@ -95,9 +93,16 @@ def streams_the_response(request: httpx.Request, *, above: int = 0) -> bool:
     return _send_frames.stream_argument(request, above + 1) is not False
 
 
-def wanted(names: Iterable[str]) -> dict[bytes, str]:
-    """What ``picked_headers`` looks for: lower-case names as httpx keeps them (bytes)."""
-    return {name.lower().encode("latin-1"): name.lower() for name in names}
+#: Headers the transport patch reads to decide on a body, picked with the tagger's.
+BODY_HEADERS: Final = ("content-length", "content-encoding")
+
+
+@functools.lru_cache(maxsize=64)
+def wanted(names: tuple[str, ...]) -> Mapping[bytes, str]:
+    """What ``picked_headers`` looks for: ``names`` and ``BODY_HEADERS``, lower-case,
+    by the bytes httpx keeps them as. Made once per tuple of names (a tagger's
+    ``header_names``): the transport patch asks on every error response."""
+    return {name.lower().encode("latin-1"): name.lower() for name in (*names, *BODY_HEADERS)}
 
 
 def picked_headers(headers: httpx.Headers, names: Mapping[bytes, str]) -> Headers:
@@ -122,29 +127,6 @@ def picked_headers(headers: httpx.Headers, names: Mapping[bytes, str]) -> Header
                 return headers
             picked[name] = value.decode("latin-1")
     return picked
-
-
-def plain_length(headers: httpx.Headers) -> int | None:
-    """The declared ``Content-Length`` of a body sent as it is, or ``None``.
-
-    ``None`` when the length is absent, repeated or not plain digits, or when
-    a ``Content-Encoding`` other than ``identity`` is declared: one pass over
-    the list, where two ``get`` calls would make two.
-    """
-    items = getattr(headers, _LIST, None)
-    if type(headers) is not httpx.Headers or type(items) is not list:
-        return None
-    length: bytes | None = None
-    for _, name, value in items:
-        if name == _CONTENT_LENGTH:
-            if length is not None:
-                return None
-            length = value
-        elif name == _CONTENT_ENCODING and value.strip().lower() not in _PLAIN_ENCODINGS:
-            return None
-    if length is None or not length.isdigit():
-        return None
-    return int(length)
 
 
 def url_text(url: httpx.URL) -> str:

@@ -34,12 +34,19 @@ from typing import Any, Final
 
 import httpx
 
-from otel_productapi._adapters.httpx.private import plain_length, streams_the_response
+from otel_productapi._adapters.httpx.private import picked_headers, streams_the_response, wanted
+from otel_productapi._core.headers import Headers
 from otel_productapi._core.status import TransportFailure
 from otel_productapi._telemetry.outcomes import reads_body
 from otel_productapi._telemetry.tagger import Call, current_call
 
-__all__ = ["MAX_CAPTURED_BODY", "PATCH_MARK", "TRANSPORT_PATCH", "transport_failure_of"]
+__all__ = [
+    "MAX_CAPTURED_BODY",
+    "PATCH_MARK",
+    "TRANSPORT_PATCH",
+    "plain_length",
+    "transport_failure_of",
+]
 
 _NOT_SENT: Final = (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError, httpx.ConnectError)
 _AFTER_SEND: Final = (
@@ -56,6 +63,7 @@ _OTHER: Final = (httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.Inva
 MAX_CAPTURED_BODY: Final = 64 * 1024
 #: Set on our wrappers of the transports' send methods.
 PATCH_MARK: Final = "_otel_productapi_patched"
+_PLAIN_ENCODINGS: Final = frozenset({"", "identity"})
 
 
 def transport_failure_of(exc: BaseException) -> TransportFailure:
@@ -89,6 +97,22 @@ def _call_of(request: httpx.Request) -> Call | None:
     return call
 
 
+def plain_length(headers: Headers) -> int | None:
+    """The declared ``Content-Length`` of a body sent as it is, or ``None``.
+
+    ``None`` when the length is absent, repeated (httpx joins repeats with
+    ``", "``) or not plain digits, or when a ``Content-Encoding`` other than
+    ``identity`` is declared.
+    """
+    encoding = headers.get("content-encoding")
+    if encoding is not None and encoding.strip().lower() not in _PLAIN_ENCODINGS:
+        return None
+    length = headers.get("content-length")
+    if length is None or not (length.isdigit() and length.isascii()):
+        return None
+    return int(length)
+
+
 def _reading_call(response: httpx.Response, request: httpx.Request) -> Call | None:
     """The call whose body to read now, or ``None``; never raises.
 
@@ -101,7 +125,9 @@ def _reading_call(response: httpx.Response, request: httpx.Request) -> Call | No
         call = _call_of(request)
         if call is None:
             return None
-        length = plain_length(response.headers)
+        # Picked once, with the tagger's: the response hook reuses them.
+        call.headers = headers = picked_headers(response.headers, wanted(call.tagger.header_names))
+        length = plain_length(headers)
         if length is None or length > min(call.tagger.max_body_bytes, MAX_CAPTURED_BODY):
             return None
         # client.stream(...) must get its body as a stream, when it wants it.

@@ -21,6 +21,8 @@ from conftest import Telemetry
 from httpx_support import KINDS, Kind, Result, call, opened, run
 from raw_http import http_response, raw_server
 
+from otel_productapi._adapters.httpx.private import picked_headers, wanted
+from otel_productapi._adapters.httpx.transport import plain_length
 from otel_productapi._core import names as n
 
 MESSAGE = "Invalid query filter"
@@ -244,3 +246,27 @@ def test_head_error_with_a_declared_length_does_not_wait(kind: Kind, telemetry: 
     attrs = telemetry.span().attributes or {}
     assert attrs[n.ATTR_ERROR_CLASS] == n.CLASS_NOT_FOUND
     assert n.ATTR_ERROR_MESSAGE not in attrs
+
+
+@pytest.mark.parametrize(
+    ("headers", "length"),
+    [
+        ([("Content-Length", "51")], 51),
+        ([("Content-Length", "51"), ("Content-Encoding", "Identity")], 51),
+        ([("Content-Length", "51"), ("Content-Encoding", "gzip")], None),
+        ([("Content-Encoding", "br"), ("Content-Length", "51")], None),
+        ([("Content-Length", "51"), ("Content-Length", "51")], None),
+        ([("Content-Length", "-1")], None),
+        ([("Content-Length", "5 1")], None),
+        ([("Content-Type", "application/json")], None),
+    ],
+)
+def test_plain_length_reads_the_declared_length_of_a_plain_body(
+    headers: list[tuple[str, str]], length: int | None
+) -> None:
+    """plain_length: the one declared Content-Length, unless encoded, repeated or not
+    digits; the same from httpx's headers and from the ones the transport patch picks."""
+    assert plain_length(httpx.Headers(headers)) == length
+    assert plain_length(picked_headers(httpx.Headers(headers), wanted(()))) == length
+    # Digits, but not ASCII ones (as a server's UTF-8 read as Latin-1 never is).
+    assert plain_length({"content-length": "\u0665\u0661"}) is None
