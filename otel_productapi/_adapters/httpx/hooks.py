@@ -1,10 +1,12 @@
 """Hooks for ``opentelemetry-instrumentation-httpx``, sync and async, on the tagger.
 
     HTTPTransport.handle_request (HTTPXClientInstrumentor: CLIENT span starts)
-    ├── request hook ........ tagger.on_request; the call is the tagger's current call
-    ├── our transport patch . (span current) on an exception: tagger.on_failure;
-    │                         a small error body read for the message (see transport)
-    └── response hook ....... tagger.on_response, with that body if it was read
+    ├── request hook ........ tagger.on_request; the call is the current call, its
+    │                         origin the request's extensions dict
+    ├── our transport patch . (the current call, if its origin is this request's)
+    │                         on an exception: tagger.on_failure; on an error status:
+    │                         the headers picked, a small body read (see transport)
+    └── response hook ....... tagger.on_response, with those if they were read
 
 httpx's response hook sees an unread stream: the hooks never read it.
 ``AsyncHTTPTransport`` gets the same through the async hooks. Every hook

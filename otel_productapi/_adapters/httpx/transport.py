@@ -5,8 +5,8 @@
   decide whether to send again), so they cannot disagree.
 - ``TRANSPORT_PATCH``: httpx raises instead of returning a response, and
   ``HTTPXClientInstrumentor`` calls no hook then; but inside
-  ``HTTPTransport.handle_request`` the CLIENT span is current, so a marked
-  wrapper there reports the failure. It must sit *inside* the
+  ``HTTPTransport.handle_request`` the request hook has run, so a marked
+  wrapper there finds the call (``_call_of``) and reports the failure. It must sit *inside* the
   instrumentation's wrapper: ``instrument()``, zero-code and ``make_httpx_hooks()``
   install it before the instrumentation wraps the method.
 
@@ -19,7 +19,7 @@
     └── anything else ................................. after send if a network error, else other
 
 The same wrapper captures a small error body for ``productapi.error.message``
-(see ``_capture``): only an error status whose ``Content-Length`` is declared
+(see ``_reading_call``): only an error status whose ``Content-Length`` is declared
 and small, not compressed, on a call that is not ``client.stream(...)``.
 """
 
