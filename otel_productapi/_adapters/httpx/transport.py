@@ -125,7 +125,10 @@ def _reading_call(response: httpx.Response, request: httpx.Request) -> Call | No
         call = _call_of(request)
         if call is None:
             return None
-        # Picked once, with the tagger's: the response hook reuses them.
+        # Picked once, with the tagger's: the response hook reuses them for this
+        # response only (a retry below the span sends again for the same call).
+        call.read_of = response.headers
+        call.body = None
         call.headers = headers = picked_headers(response.headers, wanted(call.tagger.header_names))
         length = plain_length(headers)
         if length is None or length > min(call.tagger.max_body_bytes, MAX_CAPTURED_BODY):
