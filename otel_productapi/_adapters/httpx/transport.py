@@ -33,6 +33,7 @@ from types import FunctionType
 from typing import Any, Final
 
 import httpx
+from opentelemetry.trace import get_current_span
 
 from otel_productapi._adapters.httpx.private import picked_headers, streams_the_response, wanted
 from otel_productapi._core.headers import Headers
@@ -89,12 +90,17 @@ def _call_of(request: httpx.Request) -> Call | None:
     The request hook keeps the request's ``extensions`` dict as the call's
     origin (the instrumentation hands the hook that very dict; it replaces
     ``request.headers`` to inject its own): one identity check, where asking
-    whether the call's span is current would cost a context look-up.
+    whether the call's span is current would cost a context look-up. That
+    look-up is left for a request of another origin: a transport below the
+    span (``OpenTelemetryTransport``, ``instrument_client``) may send a new
+    ``httpx.Request`` of its own making for the call.
     """
     call = current_call()
-    if call is None or call.done or call.origin is not request.extensions:
+    if call is None or call.done:
         return None
-    return call
+    if call.origin is request.extensions or call.span is get_current_span():
+        return call
+    return None
 
 
 def plain_length(headers: Headers) -> int | None:
