@@ -88,11 +88,25 @@ class Call:
         body: A body an adapter captured for the response phase, if any.
         headers: Response headers an adapter already read for the response
             phase (see ``Tagger.header_names``), if any.
+        read_of: What the adapter read ``headers`` and ``body`` from (httpx:
+            that response's ``Headers``): one call may get several responses
+            (a retry below the span), and only that one's may be reused.
         origin: What an adapter recognises the call's other sends by (requests:
             the hooks dict its redirect hops share), if it needs to.
     """
 
-    __slots__ = ("body", "done", "headers", "method", "origin", "route", "span", "tagger", "url")
+    __slots__ = (
+        "body",
+        "done",
+        "headers",
+        "method",
+        "origin",
+        "read_of",
+        "route",
+        "span",
+        "tagger",
+        "url",
+    )
 
     def __init__(self, tagger: Tagger, route: Route, method: str, span: Span, url: str) -> None:
         self.tagger = tagger
@@ -103,6 +117,7 @@ class Call:
         self.done = False
         self.body: bytes | None = None
         self.headers: Headers | None = None
+        self.read_of: object = None
         self.origin: object = None
 
 

@@ -74,10 +74,12 @@ class HttpxHooks:
             if call is None or call.tagger is not self.tagger or call.span is not span:
                 return
             outcome = outcome_of_status(response.status_code)
-            headers = call.headers  # picked by the transport patch on an error status
-            if headers is None:
-                headers = picked_headers(response.headers, self._wanted)
-            self.tagger.on_response(call, outcome, headers, call.body)
+            # Picked (and a small body read) by the transport patch on an error
+            # status, if this response is the one it saw.
+            headers, body = call.headers, call.body
+            if headers is None or call.read_of is not response.headers:
+                headers, body = picked_headers(response.headers, self._wanted), None
+            self.tagger.on_response(call, outcome, headers, body)
         except Exception:  # noqa: BLE001, S110 - the tagger logs its own failures
             pass
 

@@ -33,6 +33,7 @@ from types import FunctionType
 from typing import Any, Final
 
 import httpx
+from opentelemetry.trace import get_current_span
 
 from otel_productapi._adapters.httpx.private import picked_headers, streams_the_response, wanted
 from otel_productapi._core.headers import Headers
@@ -89,12 +90,17 @@ def _call_of(request: httpx.Request) -> Call | None:
     The request hook keeps the request's ``extensions`` dict as the call's
     origin (the instrumentation hands the hook that very dict; it replaces
     ``request.headers`` to inject its own): one identity check, where asking
-    whether the call's span is current would cost a context look-up.
+    whether the call's span is current would cost a context look-up. That
+    look-up is left for a request of another origin: a transport below the
+    span (``OpenTelemetryTransport``, ``instrument_client``) may send a new
+    ``httpx.Request`` of its own making for the call.
     """
     call = current_call()
-    if call is None or call.done or call.origin is not request.extensions:
+    if call is None or call.done:
         return None
-    return call
+    if call.origin is request.extensions or call.span is get_current_span():
+        return call
+    return None
 
 
 def plain_length(headers: Headers) -> int | None:
@@ -125,7 +131,10 @@ def _reading_call(response: httpx.Response, request: httpx.Request) -> Call | No
         call = _call_of(request)
         if call is None:
             return None
-        # Picked once, with the tagger's: the response hook reuses them.
+        # Picked once, with the tagger's: the response hook reuses them for this
+        # response only (a retry below the span sends again for the same call).
+        call.read_of = response.headers
+        call.body = None
         call.headers = headers = picked_headers(response.headers, wanted(call.tagger.header_names))
         length = plain_length(headers)
         if length is None or length > min(call.tagger.max_body_bytes, MAX_CAPTURED_BODY):

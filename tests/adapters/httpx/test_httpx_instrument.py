@@ -16,6 +16,7 @@ from conftest import Telemetry
 from httpx_support import KINDS, Kind, call, run
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.trace import Span
+from scripted_api import ScriptedApi, json_reply
 
 from otel_productapi import instrument, make_httpx_hooks, uninstrument
 from otel_productapi._adapters.httpx.transport import TRANSPORT_PATCH
@@ -285,3 +286,84 @@ def test_make_httpx_hooks_on_one_client(
     assert n.ATTR_ERROR_MESSAGE in (limited.attributes or {})
     assert (failed.attributes or {})[n.ATTR_ERROR_CLASS] == n.CLASS_TRANSPORT_ERROR
     assert telemetry.request_count() == 2
+
+
+class _SendsAgain(httpx.BaseTransport):
+    """A user's own retry: one more send after an error status."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if response.status_code >= 400:
+            response.read()
+            response.close()
+            response = self.inner.handle_request(request)
+        return response
+
+
+class _AsyncSendsAgain(httpx.AsyncBaseTransport):
+    """``_SendsAgain`` for ``AsyncClient``."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if response.status_code >= 400:
+            await response.aread()
+            await response.aclose()
+            response = await self.inner.handle_async_request(request)
+        return response
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("last", [200, 503])
+def test_one_span_over_a_users_retry_transport_tags_the_last_response(
+    kind: Kind, last: int, telemetry: Telemetry, api: ScriptedApi
+) -> None:
+    """instrument_client on a client whose own transport sends again after a 429: the one
+    span gets the last response's request id, rate-limit headers and message (none for a
+    body too large to read ahead), never the 429's."""
+    hooks = make_httpx_hooks(
+        load_settings(hosts=["127.0.0.1"], max_body_bytes=1024),
+        meter_provider=telemetry.meter_provider,
+    )
+    first = [(b"X-Request-Id", b"first"), (b"X-RateLimit-Remaining", b"0")]
+    second = [(b"X-Request-Id", b"second"), (b"X-RateLimit-Remaining", b"7")]
+    api.reset()
+    api.script(
+        json_reply(429, {"message": "slow down"}, first),
+        json_reply(last, {"message": "x" * 2000} if last == 503 else {"id": 1}, second),
+    )
+    url = api.url + USER
+    if kind == "sync":
+        with httpx.Client(trust_env=False, transport=_SendsAgain()) as client:
+            HTTPXClientInstrumentor.instrument_client(
+                client,
+                tracer_provider=telemetry.tracer_provider,
+                request_hook=hooks.request_hook,
+                response_hook=hooks.response_hook,
+            )
+            status = client.get(url).status_code
+    else:
+
+        async def go() -> int:
+            async with httpx.AsyncClient(trust_env=False, transport=_AsyncSendsAgain()) as client:
+                HTTPXClientInstrumentor.instrument_client(
+                    client,
+                    tracer_provider=telemetry.tracer_provider,
+                    request_hook=hooks.async_request_hook,
+                    response_hook=hooks.async_response_hook,
+                )
+                return (await client.get(url)).status_code
+
+        status = run(go())
+    assert status == last
+    attrs = telemetry.span().attributes or {}
+    assert attrs[n.ATTR_REQUEST_ID] == "second"
+    assert attrs[n.ATTR_RATELIMIT_REMAINING] == 7
+    assert n.ATTR_ERROR_MESSAGE not in attrs
+    assert telemetry.request_count(**{n.ATTR_HTTP_RESPONSE_STATUS_CODE: last}) == 1
+    assert telemetry.request_count() == 1

@@ -24,14 +24,21 @@ from httpx_support import (
     call,
     call_with,
     each_client,
+    run,
+)
+from opentelemetry.instrumentation.httpx import (
+    AsyncOpenTelemetryTransport,
+    SyncOpenTelemetryTransport,
 )
 from opentelemetry.trace import StatusCode
 from raw_http import raw_server
 from tls_servers import tls_server
 
+from otel_productapi import make_httpx_hooks
 from otel_productapi._adapters.httpx.transport import transport_failure_of
 from otel_productapi._core import names as n
 from otel_productapi._core.status import TransportFailure
+from otel_productapi._telemetry.settings import load_settings
 
 USER = "/v1/projects/p1/users/u1"
 USER_TEMPLATE = "/v1/projects/{project}/users/{user_id}"
@@ -309,3 +316,65 @@ def _subclasses(cls: type) -> Iterator[type]:
     for sub in cls.__subclasses__():
         yield sub
         yield from _subclasses(sub)
+
+
+class _Rebuilds(httpx.BaseTransport):
+    """A user's transport that sends a new ``httpx.Request`` (its own extensions) for each."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        again = httpx.Request(request.method, request.url, headers=request.headers)
+        return self.inner.handle_request(again)
+
+
+class _AsyncRebuilds(httpx.AsyncBaseTransport):
+    """``_Rebuilds`` for ``AsyncClient``."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        again = httpx.Request(request.method, request.url, headers=request.headers)
+        return await self.inner.handle_async_request(again)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_refused_below_a_span_over_a_transport_that_rebuilds_the_request(
+    kind: Kind, telemetry: Telemetry, closed_port: int
+) -> None:
+    """OpenTelemetryTransport over a user's transport that sends a new Request: a refused
+    connection is still tagged and counted once as a retryable transport_error."""
+    hooks = make_httpx_hooks(
+        load_settings(hosts=["127.0.0.1"], route_templates=[USER_TEMPLATE]),
+        meter_provider=telemetry.meter_provider,
+    )
+    url = f"http://127.0.0.1:{closed_port}{USER}"
+    if kind == "sync":
+        transport = SyncOpenTelemetryTransport(
+            _Rebuilds(),
+            tracer_provider=telemetry.tracer_provider,
+            request_hook=hooks.request_hook,
+            response_hook=hooks.response_hook,
+        )
+        with (
+            httpx.Client(trust_env=False, transport=transport) as client,
+            pytest.raises(httpx.ConnectError),
+        ):
+            client.get(url)
+    else:
+
+        async def go() -> None:
+            transport = AsyncOpenTelemetryTransport(
+                _AsyncRebuilds(),
+                tracer_provider=telemetry.tracer_provider,
+                request_hook=hooks.async_request_hook,
+                response_hook=hooks.async_response_hook,
+            )
+            async with httpx.AsyncClient(trust_env=False, transport=transport) as client:
+                with pytest.raises(httpx.ConnectError):
+                    await client.get(url)
+
+        run(go())
+    _assert_tagged(telemetry, "GET", retryable=True)
