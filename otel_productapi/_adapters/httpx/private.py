@@ -41,8 +41,11 @@ class _SendFrames:
     the same depth every time, so the depths found are kept (at most
     ``MAX_DEPTHS``; a new one past that replaces the oldest) and tried
     first. A frame found there counts only if it is ``send``'s and holds the
-    very request the transport got, so a stale depth can never misread
-    another call's ``send``: anything else is walked.
+    very request the transport got, so a stale depth cannot misread another
+    call's ``send``: anything else is walked. (Only a transport that hands
+    the caller's very request object on to another client's ``send`` could
+    be read at the outer ``send``; that decides no more than whether a
+    small error body is read ahead.)
     """
 
     MAX_DEPTHS: Final = 4
