@@ -87,7 +87,7 @@ class Call:
         done: Set once the call is counted: a call is counted exactly once.
         body: A body an adapter captured for the response phase, if any.
         headers: Response headers an adapter already read for the response
-            phase (see ``Tagger.header_names``), if any.
+            phase (see ``Tagger.body_header_names``), if any.
         read_of: What the adapter read ``headers`` and ``body`` from (httpx:
             that response's ``Headers``): one call may get several responses
             (a retry below the span), and only that one's may be reused.
@@ -145,11 +145,13 @@ class Tagger:
         self._routes = RouteTable(settings.host_matcher(), settings.route_templater())
         self._batch: BatchExtractor = settings.resolved_batch_extractor()
         self._request_id_names = tuple(name.lower() for name in settings.request_id_headers)
-        #: Every response header the tagger may read (lower-case): an adapter
-        #: may hand over a plain ``dict`` of just these (see ``on_response``).
+        #: The response headers the tagger reads (lower-case): an adapter may
+        #: hand over a plain ``dict`` of just these (see ``on_response``)...
         self.header_names: tuple[str, ...] = tuple(
-            dict.fromkeys((*RATELIMIT_HEADERS, _CONTENT_TYPE, *self._request_id_names))
+            dict.fromkeys((*RATELIMIT_HEADERS, *self._request_id_names))
         )
+        #: ...and of these when it hands over a body too.
+        self.body_header_names: tuple[str, ...] = (*self.header_names, _CONTENT_TYPE)
         self._request_id_max = settings.request_id_max_length
         self._capture_message = settings.capture_message
         self._message_max = settings.message_max_length
@@ -223,8 +225,8 @@ class Tagger:
                 since ``outcome.reads_body`` says whether to fetch the body.
             headers: Response headers, ``get`` finding lower-case names: the
                 client's own object, or a ``dict`` of those of ``header_names``
-                the response carries (one pass in the adapter; every read
-                here is then a C look-up).
+                (``body_header_names`` with a body) the response carries (one
+                pass in the adapter; every read here is then a C look-up).
             body: The body, only if the adapter already had it in memory
                 (never read a stream for this) and ``outcome.reads_body``.
         """

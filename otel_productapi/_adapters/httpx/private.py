@@ -102,10 +102,10 @@ BODY_HEADERS: Final = ("content-length", "content-encoding")
 
 @functools.lru_cache(maxsize=64)
 def wanted(names: tuple[str, ...]) -> Mapping[bytes, str]:
-    """What ``picked_headers`` looks for: ``names`` and ``BODY_HEADERS``, lower-case,
-    by the bytes httpx keeps them as. Made once per tuple of names (a tagger's
-    ``header_names``): the transport patch asks on every error response."""
-    return {name.lower().encode("latin-1"): name.lower() for name in (*names, *BODY_HEADERS)}
+    """What ``picked_headers`` looks for: ``names``, lower-case, by the bytes httpx
+    keeps them as. Made once per tuple of names (the transport patch asks on
+    every error response)."""
+    return {name.lower().encode("latin-1"): name.lower() for name in names}
 
 
 def picked_headers(headers: httpx.Headers, names: Mapping[bytes, str]) -> Headers:
@@ -124,8 +124,8 @@ def picked_headers(headers: httpx.Headers, names: Mapping[bytes, str]) -> Header
         return headers
     picked: dict[str, str] = {}
     for _, lower, value in items:
-        name = names.get(lower)
-        if name is not None:
+        if lower in names:  # most headers are not: one test each
+            name = names[lower]
             if name in picked:
                 return headers
             picked[name] = value.decode("latin-1")

@@ -35,7 +35,12 @@ from typing import Any, Final
 import httpx
 from opentelemetry.trace import get_current_span
 
-from otel_productapi._adapters.httpx.private import picked_headers, streams_the_response, wanted
+from otel_productapi._adapters.httpx.private import (
+    BODY_HEADERS,
+    picked_headers,
+    streams_the_response,
+    wanted,
+)
 from otel_productapi._core.headers import Headers
 from otel_productapi._core.status import TransportFailure
 from otel_productapi._telemetry.outcomes import reads_body
@@ -135,7 +140,8 @@ def _reading_call(response: httpx.Response, request: httpx.Request) -> Call | No
         # response only (a retry below the span sends again for the same call).
         call.read_of = response.headers
         call.body = None
-        call.headers = headers = picked_headers(response.headers, wanted(call.tagger.header_names))
+        names = wanted(call.tagger.body_header_names + BODY_HEADERS)
+        call.headers = headers = picked_headers(response.headers, names)
         length = plain_length(headers)
         if length is None or length > min(call.tagger.max_body_bytes, MAX_CAPTURED_BODY):
             return None

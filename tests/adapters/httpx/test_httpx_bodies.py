@@ -21,7 +21,7 @@ from conftest import Telemetry
 from httpx_support import KINDS, Kind, Result, call, opened, run
 from raw_http import http_response, raw_server
 
-from otel_productapi._adapters.httpx.private import picked_headers, wanted
+from otel_productapi._adapters.httpx.private import BODY_HEADERS, picked_headers, wanted
 from otel_productapi._adapters.httpx.transport import plain_length
 from otel_productapi._core import names as n
 
@@ -267,6 +267,6 @@ def test_plain_length_reads_the_declared_length_of_a_plain_body(
     """plain_length: the one declared Content-Length, unless encoded, repeated or not
     digits; the same from httpx's headers and from the ones the transport patch picks."""
     assert plain_length(httpx.Headers(headers)) == length
-    assert plain_length(picked_headers(httpx.Headers(headers), wanted(()))) == length
+    assert plain_length(picked_headers(httpx.Headers(headers), wanted(BODY_HEADERS))) == length
     # Digits, but not ASCII ones (as a server's UTF-8 read as Latin-1 never is).
     assert plain_length({"content-length": "\u0665\u0661"}) is None

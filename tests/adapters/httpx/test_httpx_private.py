@@ -154,11 +154,8 @@ def test_picked_headers_holds_the_named_headers_as_httpx_reads_them() -> None:
     headers = httpx.Headers(
         [("X-RateLimit-Remaining", "0"), ("X-Request-Id", "req_1"), ("Content-Length", "51")]
     )
-    assert picked_headers(headers, _NAMES) == {
-        "x-ratelimit-remaining": "0",
-        "x-request-id": "req_1",
-        "content-length": "51",  # one of BODY_HEADERS, always picked
-    }
+    expected = {"x-ratelimit-remaining": "0", "x-request-id": "req_1"}
+    assert picked_headers(headers, _NAMES) == expected
 
 
 def test_picked_headers_decodes_values_as_latin_1() -> None:
