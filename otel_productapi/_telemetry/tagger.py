@@ -127,9 +127,10 @@ class Call:
 _CURRENT: ContextVar[Call | None] = ContextVar("otel_productapi_call", default=None)
 
 
-def current_call() -> Call | None:
-    """The last call started in this context (check ``call.span`` before trusting it)."""
-    return _CURRENT.get()
+#: ``current_call()``: the last call started in this context (check
+#: ``call.span`` before trusting it). The context variable's own ``get``:
+#: adapters ask on every response, and a function around it would add a frame.
+current_call: Final[Callable[[], Call | None]] = _CURRENT.get
 
 
 class Tagger:
