@@ -134,6 +134,20 @@ def _number(raw: object) -> int | float | None:
     return found  # type: ignore[return-value]  # a value the cache holds
 
 
+# Counts (limit, remaining) by text, apart from numbers: "12.5" is a number
+# but no count, and a hit then needs no check.
+_counts: BoundedCache[str, int | None] = BoundedCache(1024)
+
+
+def _count(raw: object) -> int | None:
+    """A count read from a header value: a plain non-negative integer, or ``None``."""
+    number = _number(raw)
+    count = number if type(number) is int else None
+    if type(raw) is str:
+        _counts.put(raw, count)
+    return count
+
+
 def _reset_seconds(number: float | None, now: float, reset_unit: str) -> float | None:
     """Seconds until a reset read as ``number`` (see ``ratelimit_wait_seconds``)."""
     if number is None:
@@ -222,7 +236,7 @@ def ratelimit_fields(
         raw_limit, raw_remaining, raw_reset = get(_LIMIT), get(_REMAINING), get(_RESET)
         # Called on every response: the cache look-ups are made here, and
         # only a value not seen yet (or not a str, or an epoch reset) costs a call.
-        cached = _numbers.get
+        cached = _counts.get
         limit = cached(raw_limit, _UNSEEN)  # type: ignore[arg-type]  # any value; misses are parsed
         remaining = cached(raw_remaining, _UNSEEN)  # type: ignore[arg-type]
         # A delta reset does not depend on the clock: its seconds are cached by text.
@@ -230,9 +244,9 @@ def ratelimit_fields(
     except Exception:  # noqa: BLE001 - a broken headers object must not break the call
         return None, None, None
     if limit is _UNSEEN:
-        limit = _number(raw_limit)
+        limit = _count(raw_limit)
     if remaining is _UNSEEN:
-        remaining = _number(raw_remaining)
+        remaining = _count(raw_remaining)
     if seconds is None:
         reset = _number(raw_reset)
         seconds = _reset_seconds(reset, now, reset_unit)
@@ -240,12 +254,7 @@ def ratelimit_fields(
             seconds = retry_after_seconds(headers, now=now)
         elif reset_unit in _DELTA_UNITS and reset is not None and reset < EPOCH_SECONDS_THRESHOLD:
             _delta_resets.put(raw_reset, seconds)  # type: ignore[arg-type]  # hashable: looked up above
-    # Counts are integers: "12.5" or "1e3" is no count.
-    return (
-        limit if type(limit) is int else None,
-        remaining if type(remaining) is int else None,
-        seconds,
-    )
+    return limit, remaining, seconds  # type: ignore[return-value]  # counts, as cached
 
 
 def request_id(headers: Headers, names: Sequence[str], max_length: int = 128) -> str | None:

@@ -307,3 +307,23 @@ def test_delta_resets_stay_right_when_their_cache_starts_over() -> None:
         for seconds in range(1500):
             found = ratelimit_fields(headers(x_ratelimit_reset=str(seconds)), NOW, "auto")
             assert found == (None, None, float(seconds))
+
+
+def test_value_caches_answer_the_same_when_full() -> None:
+    """The caches of counts, numbers and delta resets start over when full: every
+    value, read before, after and while they do, gets the same answer, and a number
+    that is no count ("12.5") never becomes one through the cache of numbers."""
+    from otel_productapi._core import headers as module
+
+    def read(value: str) -> tuple[int | None, int | None, float | None]:
+        names = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
+        return ratelimit_fields(dict.fromkeys(names, value), NOW, "auto")
+
+    assert read("12.5") == (None, None, 12.5)
+    first = [read(str(i)) for i in range(3000)]
+    assert first == [(i, i, float(i)) for i in range(3000)]
+    for cache in (module._counts, module._numbers, module._delta_resets):
+        assert 0 < len(cache) <= cache.max_size
+    assert [read(str(i)) for i in range(3000)] == first
+    assert read("12.5") == (None, None, 12.5)
+    assert read("1e3") == (None, None, None)
