@@ -50,12 +50,12 @@ class ProductApiHttpxHooks(NamedTuple):
 class HttpxHooks:
     """The sync and async request and response hooks of one tagger."""
 
-    __slots__ = ("_wanted", "_wanted_with_body", "tagger")
+    __slots__ = ("_wanted", "tagger")
 
     def __init__(self, tagger: Tagger) -> None:
         self.tagger = tagger
+        # No body is handed over from here, so no Content-Type is needed.
         self._wanted = wanted(tagger.header_names)
-        self._wanted_with_body = wanted(tagger.body_header_names)
 
     def request_hook(self, span: Span, request: Any) -> None:
         """Start a Product API call (``request`` is the instrumentation's ``RequestInfo``)."""
@@ -79,8 +79,7 @@ class HttpxHooks:
             # status, if this response is the one it saw.
             headers, body = call.headers, call.body
             if headers is None or call.read_of is not response.headers:
-                names = self._wanted_with_body if outcome.reads_body else self._wanted
-                headers, body = picked_headers(response.headers, names), None
+                headers, body = picked_headers(response.headers, self._wanted), None
             self.tagger.on_response(call, outcome, headers, body)
         except Exception:  # noqa: BLE001, S110 - the tagger logs its own failures
             pass
