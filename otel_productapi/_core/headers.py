@@ -141,7 +141,7 @@ _counts: BoundedCache[str, int | None] = BoundedCache(1024)
 
 def _count(raw: object) -> int | None:
     """A count read from a header value: a plain non-negative integer, or ``None``."""
-    number = _number(raw)
+    number = _parse_number(raw) if raw is not None else None  # cached here, as a count
     count = number if type(number) is int else None
     if type(raw) is str:
         _counts.put(raw, count)
