@@ -9,7 +9,7 @@ before anything reaches a span, a metric or a log:
     what                                                   becomes
     =====================================================  ======================
     e-mail address, any script (``jürgen@münchen.de``),    ``{email}``
-    ``@`` or ``%40``
+    ``@``, ``%40`` or a full-width at (U+FF20)
     ``Bearer``/``Basic`` credentials                       ``Bearer {token}``
     JWT (``eyJ...``)                                       ``{token}``
     API key with a known prefix (``KEY_PREFIXES``)         ``{token}``
@@ -39,6 +39,11 @@ make messages useless). What is:
   (``030 1234567``, ``0151/12345678``, ``098765 43210``). Thousands groupings
   (``10 000 000``), dotted IPv4 addresses and dates are not phones.
 
+Text is also read percent-decoded, form-decoded and with its compatibility
+forms folded to ASCII (full-width at signs, plus signs and digits, as East
+Asian input methods type them): a reading that holds more to replace is the
+result.
+
 Bounded cost: every pattern is anchored on a character that must be there
 (``@``, ``+``, a key prefix...) or made of bounded repetitions that cannot
 backtrack more than a constant per position, so the cost is linear in the
@@ -50,6 +55,7 @@ messages cost a few ``in`` checks.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Final
 from urllib.parse import unquote, unquote_plus
 
@@ -95,7 +101,7 @@ CUT_MARGIN: Final = 1024
 # labels, each a run followed by "." and another label character, are taken
 # greedily once, and the TLD must follow them, ending the domain.
 # A percent-encoded domain ("m%C3%BCnchen.de", as a URL echoed in a message
-# spells it) is found in the percent-decoded reading (``_scrub_decoded``),
+# spells it) is found in the percent-decoded reading (``_scrub_readings``),
 # not here: "%XX" as a label character would make every "%40" in a long run
 # of them scan 63 characters ahead.
 _AT_DOMAIN_RE: Final = re.compile(
@@ -448,7 +454,9 @@ def scrub_text(text: str, *, max_length: int | None = None) -> str:
 
 def _scrub(text: str) -> str:
     result = _scrub_plain(text)
-    return _scrub_decoded(result) if "%" in result or "+" in result else result
+    if "%" in result or "+" in result or not result.isascii():
+        return _scrub_readings(result)
+    return result
 
 
 _PLACEHOLDERS: Final = (EMAIL, PHONE, TOKEN, SECRET)
@@ -464,25 +472,61 @@ def unplaced_length(text: str) -> int:
     return len(text) - sum(len(p) * text.count(p) for p in _PLACEHOLDERS)
 
 
-def _scrub_decoded(text: str) -> str:
-    """``text`` (already scrubbed) read percent-decoded, and form-decoded, too.
+# Characters whose compatibility form (NFKC) is one ASCII character, by block:
+# Latin-1 (superscript digits, NBSP), punctuation and letter-like symbols,
+# enclosed digits, the ideographic space, small forms ("\ufe6b"), half- and
+# full-width forms ("\uff20"), mathematical letters and digits. Folded one for
+# one, so a reading is never longer than its text (NFKC itself makes 18
+# characters of "\ufdfa", and scrubbing cost follows length).
+_FOLDED_BLOCKS: Final = (
+    (0x00A0, 0x0100),
+    (0x2000, 0x2500),
+    (0x3000, 0x3001),
+    (0xFE50, 0xFE70),
+    (0xFF00, 0xFFF0),
+    (0x1D400, 0x1D800),
+)
+_ASCII_FOLDS: Final = {
+    code: ord(form)
+    for start, end in _FOLDED_BLOCKS
+    for code in range(start, end)
+    if len(form := unicodedata.normalize("NFKC", chr(code))) == 1 and form.isascii()
+}
+
+
+def _readings(text: str) -> list[str]:
+    """Other readings of ``text``, at most three: percent-decoded, form-decoded
+    and as it is, each with its compatibility forms folded to ASCII."""
+    readings = []
+    for decoded in (
+        unquote(text, errors="replace") if "%" in text else text,
+        unquote_plus(text, errors="replace") if "+" in text else text,
+        text,
+    ):
+        reading = decoded if decoded.isascii() else decoded.translate(_ASCII_FOLDS)
+        if reading != text and reading not in readings:
+            readings.append(reading)
+    return readings
+
+
+def _scrub_readings(text: str) -> str:
+    """``text`` (already scrubbed), or the reading of it that holds more to replace.
 
     Messages echo URLs and form values as they were sent
     (``no user j%C3%BCrgen%40m%C3%BCnchen.de``, ``phone=%2B1+%28415%29+555-0100``,
-    ``to=030+1234567``).
-    When a decoded reading holds more to replace than the text did, the
-    reading that replaced most (then: that left least text besides
-    placeholders), scrubbed, is the result; otherwise the text is kept.
+    ``to=030+1234567``), and text typed in East Asian scripts writes
+    addresses and numbers in full-width forms (``info`` U+FF20
+    ``example.co.jp``, U+FF0B and full-width digits), read with those folded
+    to ASCII.
+    When a reading holds more to replace than the text did, the reading
+    that replaced most (then: that left least text besides placeholders),
+    scrubbed, is the result; otherwise the text is kept.
     """
     best = text
     best_rank = (0, 0)
-    readings = ([unquote] if "%" in text else []) + ([unquote_plus] if "+" in text else [])
-    for decode in readings:
-        decoded = decode(text, errors="replace")
-        if decoded == text:
-            continue
-        scrubbed = _scrub_plain(decoded)
-        found = _placeholders(scrubbed) - _placeholders(decoded)
+    for reading in _readings(text):
+        scrubbed = _scrub_plain(reading)
+        found = _placeholders(scrubbed) - _placeholders(reading)
         rank = (found, -unplaced_length(scrubbed))
         if found > 0 and rank > best_rank:
             best, best_rank = scrubbed, rank

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from otel_productapi._core import scrub as _scrub
@@ -132,6 +134,76 @@ def test_phones_are_replaced(expected: str, text: str) -> None:
 def test_encoded_and_spaced_personal_data_in_messages_is_replaced(expected: str, text: str) -> None:
     """Messages echoing percent- or form-encoded values, or spaced separators, are scrubbed."""
     assert expected == scrub_text(text)
+
+
+# ASCII as East Asian input methods type it (U+FF01 to U+FF5E).
+_FULL_WIDTH = {code: code + 0xFEE0 for code in range(0x21, 0x7F)}
+
+
+def full_width(text: str) -> str:
+    return text.translate(_FULL_WIDTH)
+
+
+@pytest.mark.parametrize(
+    ("expected", "text"),
+    [
+        (
+            "お問い合わせ:{email}",
+            "お問い合わせ" + full_width(":") + "info" + full_width("@") + "example.co.jp",
+        ),
+        ("mail: {email}", "mail: jane\ufe6bexample.org"),
+        ("{email}", full_width("john@example.com")),
+        ("電話:{phone}", "電話" + full_width(":+81") + " " + full_width("3 1234 5678")),
+        ("call {phone}", "call " + full_width("030 1234567")),
+        ("users/{email}/x", "users/j%EF%BC%A0example.com/x"),
+        ("password={secret}", full_width("password=hunter2hunter")),
+    ],
+    ids=[
+        "fullwidth-at",
+        "small-commercial-at",
+        "all-fullwidth-email",
+        "fullwidth-international-phone",
+        "fullwidth-national-phone",
+        "percent-encoded-fullwidth-at",
+        "fullwidth-secret-pair",
+    ],
+)
+def test_full_width_personal_data_is_replaced(expected: str, text: str) -> None:
+    """What East Asian input methods type in full-width forms is read folded to ASCII too."""
+    assert scrub_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "在庫がありません" + full_width("(品番:AB-123)"),
+        "\ufb01le " + full_width("not found"),
+        "Größe " + full_width("2") + " nicht verfügbar",
+    ],
+)
+def test_full_width_text_without_personal_data_is_kept_as_it_is(text: str) -> None:
+    """No reading wins when it finds nothing: the text keeps its own forms."""
+    assert scrub_text(text) == text
+
+
+@pytest.mark.parametrize("noise", ["\ufdfa" * 200, "\u2126" * 50, "%EF%BC%A0" * 20])
+def test_folding_is_one_character_for_one_whatever_surrounds_the_data(noise: str) -> None:
+    """Characters NFKC would expand (U+FDFA is 18 characters) neither hide a full-width
+    address nor lengthen any reading: at most three readings, none longer than the text."""
+    text = f"{noise} info{full_width('@')}example.co.jp"
+    assert scrub_text(text).endswith(" {email}")
+    readings = _scrub._readings(text)
+    assert 1 <= len(readings) <= 3
+    assert max(len(reading) for reading in readings) <= len(text)
+
+
+def test_the_fold_table_maps_to_single_ascii_characters() -> None:
+    """Every fold is one ASCII character, the NFKC form of the character folded."""
+    folds = _scrub._ASCII_FOLDS
+    expected = {0xFF20: "@", 0xFE6B: "@", 0x3000: " ", 0x1D41A: "a", 0x2460: "1", 0x00B2: "2"}
+    assert {code: chr(folds[code]) for code in expected} == expected
+    assert all(unicodedata.normalize("NFKC", chr(k)) == chr(v) for k, v in folds.items())
+    assert all(v < 0x80 for v in folds.values())
 
 
 @pytest.mark.parametrize(

@@ -273,7 +273,8 @@ def test_a_crafted_error_body_is_scrubbed_only_up_to_the_message_limit(  # noqa:
 ) -> None:
     """A 64 KB (and, with raised limits, 1 MB) backtracking-bait message through a real call:
     the patterns only ever see the message limit plus CUT_MARGIN characters, in at most
-    three readings (as is, percent- and form-decoded), so the cost is bounded by the limit
+    four readings (as is, percent- and form-decoded, and with compatibility forms folded,
+    which this ASCII bait has none of), so the cost is bounded by the limit
     (figures: benchmarks/bench_scrub.py, docs/performance.md)."""
     seen: list[int] = []
     plain = _scrub._scrub_plain
