@@ -453,13 +453,23 @@ def scrub_text(text: str, *, max_length: int | None = None) -> str:
 
 
 def _scrub(text: str) -> str:
-    result = _scrub_plain(text)
-    if "%" in result or "+" in result or not result.isascii():
-        return _scrub_readings(result)
+    source, result = text, _scrub_plain(text)
+    # One reading wins a round; what only another reading finds is left for
+    # the next ("+4930<full-width hyphen>12345678 / to=030+1234567": the folded
+    # reading finds the first number, the form-decoded one the second).
+    for _ in range(_MAX_ROUNDS):
+        if not ("%" in source or "+" in source or not source.isascii()):
+            break
+        read = _scrub_readings(source, result)
+        if read is result:
+            break
+        source = result = read
     return result
 
 
 _PLACEHOLDERS: Final = (EMAIL, PHONE, TOKEN, SECRET)
+# Rounds of readings: a round changes the text only with a placeholder more.
+_MAX_ROUNDS: Final = 3
 
 
 def _placeholders(text: str) -> int:
@@ -486,11 +496,21 @@ _FOLDED_BLOCKS: Final = (
     (0xFF00, 0xFFF0),
     (0x1D400, 0x1D800),
 )
+# And what Japanese input methods type for "-" and "." that NFKC keeps: the
+# long-vowel mark (090<U+30FC>1234<U+30FC>5678), dashes, the minus sign, the
+# ideographic full stop (an address's dots in hiragana mode).
+_INPUT_METHOD_FOLDS: Final = {
+    **dict.fromkeys((0x2010, 0x2011, 0x2012, 0x2013, 0x2212, 0x30FC, 0xFF70), ord("-")),
+    **dict.fromkeys((0x3002, 0xFF61), ord(".")),
+}
 _ASCII_FOLDS: Final = {
-    code: ord(form)
-    for start, end in _FOLDED_BLOCKS
-    for code in range(start, end)
-    if len(form := unicodedata.normalize("NFKC", chr(code))) == 1 and form.isascii()
+    **{
+        code: ord(form)
+        for start, end in _FOLDED_BLOCKS
+        for code in range(start, end)
+        if len(form := unicodedata.normalize("NFKC", chr(code))) == 1 and form.isascii()
+    },
+    **_INPUT_METHOD_FOLDS,
 }
 
 
@@ -509,27 +529,29 @@ def _readings(text: str) -> list[str]:
     return readings
 
 
-def _scrub_readings(text: str) -> str:
-    """``text`` (already scrubbed), or the reading of it that holds more to replace.
+def _scrub_readings(text: str, scrubbed: str) -> str:
+    """``scrubbed`` (``text`` scrubbed as it is), or a reading of ``text`` that,
+    scrubbed, holds more to replace.
 
     Messages echo URLs and form values as they were sent
     (``no user j%C3%BCrgen%40m%C3%BCnchen.de``, ``phone=%2B1+%28415%29+555-0100``,
     ``to=030+1234567``), and text typed in East Asian scripts writes
     addresses and numbers in full-width forms (``info`` U+FF20
     ``example.co.jp``, U+FF0B and full-width digits), read with those folded
-    to ASCII.
-    When a reading holds more to replace than the text did, the reading
-    that replaced most (then: that left least text besides placeholders),
-    scrubbed, is the result; otherwise the text is kept.
+    to ASCII. Readings are of ``text`` itself, not of ``scrubbed``: a number
+    with a dash outside ASCII must not lose its head to the plain pass first.
+    The reading that replaced most (then: that left least text besides
+    placeholders) is the result, if it found anything and beats ``scrubbed``;
+    otherwise ``scrubbed`` is kept (the very object).
     """
-    best = text
-    best_rank = (0, 0)
+    best = scrubbed
+    best_rank = (_placeholders(scrubbed) - _placeholders(text), -unplaced_length(scrubbed))
     for reading in _readings(text):
-        scrubbed = _scrub_plain(reading)
-        found = _placeholders(scrubbed) - _placeholders(reading)
-        rank = (found, -unplaced_length(scrubbed))
+        candidate = _scrub_plain(reading)
+        found = _placeholders(candidate) - _placeholders(reading)
+        rank = (found, -unplaced_length(candidate))
         if found > 0 and rank > best_rank:
-            best, best_rank = scrubbed, rank
+            best, best_rank = candidate, rank
     return best
 
 

@@ -198,12 +198,53 @@ def test_folding_is_one_character_for_one_whatever_surrounds_the_data(noise: str
 
 
 def test_the_fold_table_maps_to_single_ascii_characters() -> None:
-    """Every fold is one ASCII character, the NFKC form of the character folded."""
+    """Every fold is one ASCII character: the NFKC form of the character folded, or
+    the "-" and "." Japanese input methods type as a long-vowel mark, dash or full stop."""
     folds = _scrub._ASCII_FOLDS
     expected = {0xFF20: "@", 0xFE6B: "@", 0x3000: " ", 0x1D41A: "a", 0x2460: "1", 0x00B2: "2"}
+    expected |= {0x30FC: "-", 0x2212: "-", 0x2013: "-", 0x3002: ".", 0xFF61: "."}
     assert {code: chr(folds[code]) for code in expected} == expected
-    assert all(unicodedata.normalize("NFKC", chr(k)) == chr(v) for k, v in folds.items())
+    by_input_method = _scrub._INPUT_METHOD_FOLDS
+    assert all(
+        unicodedata.normalize("NFKC", chr(k)) == chr(v)
+        for k, v in folds.items()
+        if k not in by_input_method
+    )
     assert all(v < 0x80 for v in folds.values())
+
+
+@pytest.mark.parametrize(
+    ("expected", "text"),
+    [
+        (
+            "{phone} / to={phone}",
+            "+4930" + full_width("-") + "12345678 / to=030+1234567",
+        ),
+        ("{phone} / tel={phone}", "+81\u30009012345678 / tel=090+1234+5678"),
+        (
+            "携帯:{phone}",
+            "携帯" + full_width(":090") + "\u30fc" + full_width("1234") + "\u30fc5678",
+        ),
+        ("call {phone}", "call +44 20 7946\u20130958"),
+        ("call {phone}", "call 415\u2212555\u22120100"),
+        ("{email}", full_width("info@example") + "\u3002" + full_width("co") + "\u3002jp"),
+    ],
+    ids=[
+        "folded-and-form-decoded",
+        "ideographic-space-and-form-decoded",
+        "long-vowel-marks",
+        "en-dash",
+        "minus-signs",
+        "ideographic-full-stops",
+    ],
+)
+def test_what_two_readings_find_and_input_method_separators_are_replaced(
+    expected: str, text: str
+) -> None:
+    """What one reading finds and another misses is found in a second round, and the
+    separators input methods type are read as "-" and "."; the result is scrubbed."""
+    assert scrub_text(text) == expected
+    assert scrub_text(expected) == expected
 
 
 @pytest.mark.parametrize(
