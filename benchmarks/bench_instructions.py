@@ -57,29 +57,24 @@ def _worker(client: str, variant: str, path: str, count: int) -> None:
     rig.run(path, urls)
 
 
-def _instructions(client: str, variant: str, path: str, count: int) -> int:
+def callgrind_total(argv: list[str]) -> int:
+    """Instructions callgrind counts for ``python argv...`` (the whole process)."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
-    command = [
-        valgrind,
-        "--tool=callgrind",
-        "--callgrind-out-file=/dev/null",
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--worker",
-        client,
-        variant,
-        path,
-        str(count),
-    ]
+    command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
     # Same environment for every run: hash seeds change dict layouts, hence counts.
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run(command + argv, capture_output=True, text=True, env=env, check=False)
     found = _COLLECTED.search(done.stderr)
     if done.returncode != 0 or found is None:
         raise SystemExit(f"callgrind run failed:\n{done.stderr[-2000:]}")
     return int(found.group(1))
+
+
+def _instructions(client: str, variant: str, path: str, count: int) -> int:
+    here = str(Path(__file__).resolve())
+    return callgrind_total([here, "--worker", client, variant, path, str(count)])
 
 
 def per_request(client: str, variant: str, path: str, n1: int, n2: int) -> float:

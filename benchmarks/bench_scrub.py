@@ -52,6 +52,12 @@ BODIES: dict[str, str] = {
     "key-like-runs": "aB3dE5fG7hI9jK1lM3n ",
     "key-value-names": "password=x ",
     "prose": "Invalid query filter on field name. ",
+    # Full-width forms (ASCII + 0xFEE0), read once more with those folded to ASCII.
+    "fullwidth-emails": "ab\uff20cd.ef ",
+    "fullwidth-digit-groups": "012 34 56 78 90 12 34 ".translate(
+        {code: code + 0xFEE0 for code in range(0x30, 0x3A)}
+    ),
+    "fullwidth-prose": "在庫がありません\uff08品番\uff1aAB-123\uff09。",
 }
 
 _CUTS = "max_length" in inspect.signature(scrub_text).parameters
