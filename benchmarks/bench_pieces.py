@@ -46,16 +46,20 @@ _URL_TEXT: Final = "http://api.product.test/v1/projects/acme/items/1"
 _HOOKS: Final = "otel_productapi._adapters.httpx.hooks"
 _TAGGER: Final = "otel_productapi._telemetry.tagger"
 _TRANSPORT: Final = "otel_productapi._adapters.httpx.transport"
+_METRICS: Final = "otel_productapi._telemetry.metrics"
 
 
-def _no_counting(*args: object) -> None:
-    pass
+def _constant(module: str, name: str, stand_in: object) -> Callable[[], None]:
+    """What puts ``stand_in`` in place of ``module.name`` (a dotted ``name``: of a class)."""
 
+    def replace() -> None:
+        owner: Any = importlib.import_module(module)
+        *path, attribute = name.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        setattr(owner, attribute, stand_in)
 
-def _replace_counting() -> None:
-    from otel_productapi._telemetry.metrics import ProductApiMetrics
-
-    setattr(ProductApiMetrics, "record_call", _no_counting)  # noqa: B010 - mypy refuses the assignment
+    return replace
 
 
 def _unpatched_transport() -> None:
@@ -71,55 +75,46 @@ def _unpatched_transport() -> None:
 
 
 class Piece(NamedTuple):
-    """One piece of ours, and the constant stand-in it is measured against."""
+    """One piece of ours, and what puts a constant stand-in in its place."""
 
     what: str
-    module: str
-    name: str  # the attribute of ``module`` replaced by ``stand_in``...
-    stand_in: object
+    replace: Callable[[], None]
     paths: tuple[str, ...]
-
-    def replace(self) -> None:
-        """Put the stand-in in place (``name`` empty: call it instead)."""
-        if self.name:
-            setattr(importlib.import_module(self.module), self.name, self.stand_in)
-        else:
-            self.stand_in()  # type: ignore[operator]  # a function, by construction
 
 
 PIECES: Final = {
-    "url": Piece("the URL text (`url_text`)", _HOOKS, "url_text", lambda url: _URL_TEXT, ("200",)),
+    "url": Piece(
+        "the URL text (`url_text`)", _constant(_HOOKS, "url_text", lambda url: _URL_TEXT), ("200",)
+    ),
     "headers": Piece(
-        "picking the headers", _HOOKS, "picked_headers", lambda headers, names: _PICKED, ("200",)
+        "picking the headers",
+        _constant(_HOOKS, "picked_headers", lambda headers, names: _PICKED),
+        ("200",),
     ),
     "ratelimit": Piece(
         "the rate-limit fields",
-        _TAGGER,
-        "ratelimit_fields",
-        lambda headers, now, unit: (100, 42, 30.0),
+        _constant(_TAGGER, "ratelimit_fields", lambda headers, now, unit: (100, 42, 30.0)),
         ("200", "429"),
     ),
     "request-id": Piece(
         "the request id",
-        _TAGGER,
-        "request_id",
-        lambda headers, names, max_length=128: "req_7f9c2b1e4a",
+        _constant(_TAGGER, "request_id", lambda headers, names, max_length=128: "req_7f9c2b1e4a"),
         ("200", "429"),
     ),
-    "count": Piece("counting (`record_call`)", "", "", _replace_counting, ("200", "429")),
-    "patch": Piece("the transport patch", "", "", _unpatched_transport, ("200",)),
+    "count": Piece(
+        "counting (`record_call`)",
+        _constant(_METRICS, "ProductApiMetrics.record_call", lambda self, *args: None),
+        ("200", "429"),
+    ),
+    "patch": Piece("the transport patch", _unpatched_transport, ("200",)),
     "stream": Piece(
         "the `stream` check",
-        _TRANSPORT,
-        "streams_the_response",
-        lambda request, above=0: False,
+        _constant(_TRANSPORT, "streams_the_response", lambda request, above=0: False),
         ("429",),
     ),
     "body": Piece(
         "the error body (headers picked in the transport, body read, message)",
-        _TRANSPORT,
-        "_reading_call",
-        lambda response, request: None,
+        _constant(_TRANSPORT, "_reading_call", lambda response, request: None),
         ("429",),
     ),
 }
